@@ -1,0 +1,50 @@
+"""Writing the audit trail. Callers hold the transaction of the change they record."""
+
+import uuid
+from typing import Any
+
+from django.db import connection
+from django_guid import get_guid
+
+from audit.actors import Actor
+from audit.models import AuditEvent
+
+
+def current_correlation_id() -> str:
+    """The id of the request, socket message or task at hand, made here when none exists."""
+    return get_guid() or uuid.uuid4().hex
+
+
+def audit_record(
+    kind: str,
+    *,
+    actor: Actor,
+    subject_type: str,
+    subject_id: Any,
+    order_id: int | None = None,
+    order_code: str = "",
+    driver_id: int | None = None,
+    zone_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Must run inside the caller's transaction, so both commit or neither."""
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"audit_record({kind!r}) outside a transaction: the change and its record must commit together")
+    return AuditEvent.objects.create(
+        kind=kind,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        order_id=order_id,
+        order_code=order_code,
+        driver_id=driver_id,
+        zone_id=zone_id,
+        before=before,
+        after=after,
+        data=data or {},
+        correlation_id=current_correlation_id(),
+    )

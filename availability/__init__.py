@@ -1,0 +1,1 @@
+"""Driver availability: going online and offline, and where a driver last was."""

@@ -1,0 +1,202 @@
+"""The ops console: zones, shops, drivers and orders. Every change goes through a service."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from audit.actors import Actor
+from availability import services as availability_services
+from dispatch import services
+from dispatch.errors import DispatchError
+from dispatch.models import Driver, Order, ShopChannel, Zone
+
+
+class ServiceSavedAdmin(admin.ModelAdmin):
+    """Saves through `reference_data_save`, so each edit is audited with the staff user."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
+        m2m_after = {
+            name: [str(v) for v in form.cleaned_data[name]]
+            for name in form.changed_data
+            if obj._meta.get_field(name).many_to_many
+        }
+        services.reference_data_save(
+            instance=obj, changed_fields=list(form.changed_data), is_new=not change, actor=Actor.staff(request.user), m2m_after=m2m_after
+        )
+
+
+@admin.register(Zone)
+class ZoneAdmin(ServiceSavedAdmin):
+    list_display = ["name", "slug", "is_active", "postal_code_prefixes", "has_area", "driver_count"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(boolean=True, description="Polygon")
+    def has_area(self, zone: Zone) -> bool:
+        return zone.area is not None
+
+    @admin.display(description="Drivers")
+    def driver_count(self, zone: Zone) -> int:
+        return zone.drivers.count()
+
+
+class ShopChannelForm(forms.ModelForm):
+    webhook_secret = forms.CharField(widget=forms.PasswordInput(render_value=True))
+    admin_api_token = forms.CharField(widget=forms.PasswordInput(render_value=True), required=False)
+
+    class Meta:
+        model = ShopChannel
+        fields = "__all__"
+
+
+@admin.register(ShopChannel)
+class ShopChannelAdmin(ServiceSavedAdmin):
+    form = ShopChannelForm
+    list_display = ["name", "token", "pickup_address", "pickup_lat", "pickup_lon", "reports_progress", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "token"]
+
+    @admin.display(boolean=True, description="Reports to Vendure")
+    def reports_progress(self, channel: ShopChannel) -> bool:
+        return bool(channel.admin_api_url and channel.admin_api_token)
+
+
+class DriverForm(forms.ModelForm):
+    class Meta:
+        model = Driver
+        fields = ["user", "name", "phone", "vehicle", "zones", "capacity"]
+
+    def clean_capacity(self) -> int:
+        capacity = self.cleaned_data["capacity"]
+        if self.instance.pk and capacity < self.instance.active_order_count:
+            raise forms.ValidationError(f"The driver holds {self.instance.active_order_count} orders now; capacity cannot be lower.")
+        return capacity
+
+
+@admin.register(Driver)
+class DriverAdmin(ServiceSavedAdmin):
+    form = DriverForm
+    list_display = ["name", "phone", "vehicle", "availability", "load", "zone_list", "last_position_at", "idle_since"]
+    list_filter = ["availability", "vehicle", "zones"]
+    search_fields = ["name", "phone", "user__username"]
+    autocomplete_fields = ["user"]
+    filter_horizontal = ["zones"]
+    readonly_fields = ["availability", "active_order_count", "availability_changed_at", "idle_since", "last_lat", "last_lon", "last_position_at", "audit_link"]
+    actions = ["go_online", "go_offline"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Driver]:
+        return super().get_queryset(request).prefetch_related("zones")
+
+    @admin.display(description="Load")
+    def load(self, driver: Driver) -> str:
+        return f"{driver.active_order_count}/{driver.capacity}"
+
+    @admin.display(description="Zones")
+    def zone_list(self, driver: Driver) -> str:
+        return ", ".join(z.name for z in driver.zones.all())
+
+    @admin.display(description="Audit trail")
+    def audit_link(self, driver: Driver) -> str:
+        return format_html('<a href="{}?driver_id={}">Events of this driver</a>', reverse("admin:audit_auditevent_changelist"), driver.pk)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Driver], action: Any, verb: str) -> None:
+        done = 0
+        for driver in queryset:
+            try:
+                action(driver_id=driver.pk, actor=Actor.staff(request.user))
+                done += 1
+            except DispatchError as exc:
+                self.message_user(request, f"{driver}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"{done} driver(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Set selected drivers online", permissions=["change"])
+    def go_online(self, request: HttpRequest, queryset: QuerySet[Driver]) -> None:
+        self._each(request, queryset, availability_services.driver_go_online, "online")
+
+    @admin.action(description="Set selected drivers offline", permissions=["change"])
+    def go_offline(self, request: HttpRequest, queryset: QuerySet[Driver]) -> None:
+        self._each(request, queryset, availability_services.driver_go_offline, "offline")
+
+
+class AssignDriverForm(forms.Form):
+    driver = forms.ModelChoiceField(queryset=Driver.objects.order_by("name"), help_text="Any driver with free capacity")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=255)
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["code", "channel", "zone", "status", "driver", "customer_name", "fee", "received_at", "status_changed_at", "promised_at"]
+    list_filter = ["status", "zone", "channel", "waiting_reason"]
+    search_fields = ["code", "vendure_order_id", "customer_name", "customer_phone", "driver__name"]
+    date_hierarchy = "received_at"
+    list_select_related = ["channel", "zone", "driver"]
+    actions = ["assign_to_driver", "unassign", "cancel"]
+    ordering = ["-received_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
+        # Orders come from shops and change only through the actions: nothing is edited in place.
+        return [f.name for f in Order._meta.fields] + ["audit_link"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+    @admin.display(description="Fee")
+    def fee(self, order: Order) -> str:
+        return f"{order.delivery_fee_minor / 100:.2f} {order.currency}"
+
+    @admin.display(description="Audit trail")
+    def audit_link(self, order: Order) -> str:
+        return format_html('<a href="{}?order_id={}">Story of this order</a>', reverse("admin:audit_auditevent_changelist"), order.pk)
+
+    def _form_page(self, request: HttpRequest, queryset: QuerySet[Order], form: forms.Form, action: str, title: str) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": title, "orders": queryset, "form": form, "action": action, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/dispatch/order/action_form.html", context)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Order], call: Any, verb: str) -> None:
+        done = 0
+        for order in queryset:
+            try:
+                call(order)
+                done += 1
+            except DispatchError as exc:
+                self.message_user(request, f"{order.code}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} order(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Assign to a chosen driver", permissions=["change"])
+    def assign_to_driver(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        form = AssignDriverForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._form_page(request, queryset, form, "assign_to_driver", "Assign orders to a driver")
+        driver = form.cleaned_data["driver"]
+        actor = Actor.staff(request.user)
+        self._apply(request, queryset, lambda o: services.order_assign_manually(order_id=o.pk, driver_id=driver.pk, actor=actor), f"assigned to {driver}")
+        return None
+
+    @admin.action(description="Unassign (back to waiting)", permissions=["change"])
+    def unassign(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        actor = Actor.staff(request.user)
+        self._apply(request, queryset, lambda o: services.order_unassign(order_id=o.pk, actor=actor), "unassigned")
+
+    @admin.action(description="Cancel with a reason", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._form_page(request, queryset, form, "cancel", "Cancel orders")
+        actor = Actor.staff(request.user)
+        reason = form.cleaned_data["reason"]
+        self._apply(request, queryset, lambda o: services.order_cancel(order_id=o.pk, actor=actor, reason=reason), "cancelled")
+        return None

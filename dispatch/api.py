@@ -1,0 +1,143 @@
+"""Driver API v1: the driver's own orders and their progress. Frozen: see docs/api/v1.yaml."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dispatch import selectors, services
+from dispatch.errors import NotFound
+from dispatch.models import Driver, Order
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. illegal_transition")
+    message = serializers.CharField()
+    detail = serializers.DictField()
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    described = {
+        400: "The request body is not valid",
+        401: "Missing or wrong API token",
+        403: "The token does not belong to a driver",
+        404: "No such order among the driver's own",
+        409: "The order is not in a state that allows this",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in statuses}
+
+
+class IsDriver(permissions.BasePermission):
+    message = "This API is for drivers: the token does not belong to one."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and hasattr(request.user, "driver"))
+
+
+class DriverAPIView(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsDriver]
+
+    @property
+    def driver(self) -> Driver:
+        return self.request.user.driver  # type: ignore[union-attr]
+
+
+class PlaceSerializer(serializers.Serializer):
+    address = serializers.CharField()
+    lat = serializers.FloatField(allow_null=True)
+    lon = serializers.FloatField(allow_null=True)
+
+
+class OrderV1Serializer(serializers.ModelSerializer):
+    pickup = serializers.SerializerMethodField()
+    dropoff = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "code", "status", "pickup", "dropoff", "customer_name", "customer_phone", "item_summary",
+            "total_minor", "delivery_fee_minor", "currency", "promised_at", "assigned_at", "picked_up_at",
+            "delivered_at", "failed_at", "cancelled_at", "failure_reason",
+        ]
+
+    @extend_schema_field(PlaceSerializer)
+    def get_pickup(self, order: Order) -> dict[str, Any]:
+        return {"address": order.channel.pickup_address or order.channel.name, "lat": order.pickup_lat, "lon": order.pickup_lon}
+
+    @extend_schema_field(PlaceSerializer)
+    def get_dropoff(self, order: Order) -> dict[str, Any]:
+        a = order.dropoff_address
+        parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
+        return {"address": ", ".join(p for p in parts if p), "lat": order.dropoff_lat, "lon": order.dropoff_lon}
+
+
+class DeliveredSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    photo_ref = serializers.CharField(required=False, allow_blank=True, max_length=500, default="", help_text="Reference of an uploaded proof photo")
+
+
+class FailedSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+
+
+def _own_order(driver: Driver, order_id: int) -> Order:
+    order = Order.objects.select_related("channel").filter(pk=order_id, driver=driver).first()
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def _render(order_id: int) -> Response:
+    return Response(OrderV1Serializer(Order.objects.select_related("channel").get(pk=order_id)).data)
+
+
+@extend_schema(tags=["v1"])
+class CurrentOrdersView(DriverAPIView):
+    @extend_schema(operation_id="v1_orders_list", responses={200: OrderV1Serializer(many=True), **errors(401, 403)})
+    def get(self, request: Request) -> Response:
+        """The driver's current orders (assigned or picked up), oldest assignment first."""
+        return Response(OrderV1Serializer(selectors.driver_current_orders(self.driver), many=True).data)
+
+
+@extend_schema(tags=["v1"])
+class OrderDetailView(DriverAPIView):
+    @extend_schema(operation_id="v1_orders_retrieve", responses={200: OrderV1Serializer, **errors(401, 403, 404)})
+    def get(self, request: Request, order_id: int) -> Response:
+        """One of the driver's own orders, in any status."""
+        return Response(OrderV1Serializer(_own_order(self.driver, order_id)).data)
+
+
+@extend_schema(tags=["v1"])
+class OrderPickedUpView(DriverAPIView):
+    @extend_schema(operation_id="v1_orders_picked_up", request=None, responses={200: OrderV1Serializer, **errors(401, 403, 404, 409)})
+    def post(self, request: Request, order_id: int) -> Response:
+        """Report that the order was collected at the pickup point."""
+        order = services.order_pick_up(order_id=order_id, driver=self.driver)
+        return _render(order.pk)
+
+
+@extend_schema(tags=["v1"])
+class OrderDeliveredView(DriverAPIView):
+    @extend_schema(operation_id="v1_orders_delivered", request=DeliveredSerializer, responses={200: OrderV1Serializer, **errors(400, 401, 403, 404, 409)})
+    def post(self, request: Request, order_id: int) -> Response:
+        """Report delivery, with an optional proof (a note and a photo reference)."""
+        body = DeliveredSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = services.order_deliver(
+            order_id=order_id, driver=self.driver, proof_note=body.validated_data["note"], proof_photo_ref=body.validated_data["photo_ref"]
+        )
+        return _render(order.pk)
+
+
+@extend_schema(tags=["v1"])
+class OrderFailedView(DriverAPIView):
+    @extend_schema(operation_id="v1_orders_failed", request=FailedSerializer, responses={200: OrderV1Serializer, **errors(400, 401, 403, 404, 409)})
+    def post(self, request: Request, order_id: int) -> Response:
+        """Report that the delivery could not be made, with the reason."""
+        body = FailedSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = services.order_fail(order_id=order_id, driver=self.driver, actor=services.driver_actor(self.driver), reason=body.validated_data["reason"])
+        return _render(order.pk)

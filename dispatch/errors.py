@@ -1,0 +1,73 @@
+"""The one application error type and its mapping to HTTP answers.
+
+Services raise subclasses of `DispatchError`; the DRF exception handler (and later the
+driver socket consumer) turns them into `{"code", "message", "detail"}` answers, so a
+user's mistake is a clear 4xx and never a 500.
+"""
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DispatchError(Exception):
+    """A refusal the caller can act on; `code` is stable and machine-readable."""
+
+    code = "dispatch_error"
+    http_status = status.HTTP_409_CONFLICT
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(DispatchError):
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+
+class InvalidInput(DispatchError):
+    code = "invalid_input"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+
+class IllegalTransition(DispatchError):
+    """The subject is not in a state from which the requested one can be reached."""
+
+    code = "illegal_transition"
+
+    def __init__(self, subject: str, current: str, requested: str) -> None:
+        super().__init__(
+            f"{subject} is {current}; it cannot become {requested}",
+            current=current,
+            requested=requested,
+        )
+
+
+class OverCapacity(DispatchError):
+    code = "over_capacity"
+
+
+class DriverUnavailable(DispatchError):
+    code = "driver_unavailable"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render domain errors and DRF's own errors in one shape."""
+    if isinstance(exc, DispatchError):
+        return Response(
+            {"code": exc.code, "message": exc.message, "detail": exc.detail},
+            status=exc.http_status,
+        )
+    response = exception_handler(exc, context)
+    if response is not None:
+        code = getattr(exc, "default_code", "error")
+        data = response.data
+        if isinstance(data, dict) and set(data) == {"detail"}:
+            response.data = {"code": code, "message": str(data["detail"]), "detail": {}}
+        else:
+            response.data = {"code": code, "message": "The request is not valid.", "detail": data}
+    return response

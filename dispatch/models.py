@@ -1,0 +1,213 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from dispatch.geometry import area_contains, parse_area
+
+LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
+LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
+
+
+def validate_area(value: object) -> None:
+    if value is None:
+        return
+    try:
+        parse_area(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def validate_postal_prefixes(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ValidationError("postal code prefixes must be a list of non-empty strings")
+
+
+class Zone(models.Model):
+    """A delivery area: a GeoJSON polygon, postal-code prefixes, or both.
+
+    A whole city can be one zone (one big polygon, or the city's postal prefixes). An order
+    is placed by its drop-off coordinates when it has them, else by its postal code.
+    """
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    area = models.JSONField(null=True, blank=True, validators=[validate_area], help_text="GeoJSON Polygon or MultiPolygon (longitude, latitude)")
+    postal_code_prefixes = models.JSONField(default=list, blank=True, validators=[validate_postal_prefixes])
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def contains_point(self, lat: float, lon: float) -> bool:
+        return self.area is not None and area_contains(self.area, lat, lon)
+
+    def postal_match_length(self, postal_code: str) -> int:
+        """Length of the longest prefix matching the code, 0 when none does."""
+        code = postal_code.replace(" ", "").upper()
+        matches = [len(p) for p in self.postal_code_prefixes if code.startswith(p.replace(" ", "").upper())]
+        return max(matches, default=0)
+
+
+class ShopChannel(models.Model):
+    """A Vendure channel that sends orders: its token, webhook secret and pickup point."""
+
+    token = models.CharField(max_length=128, unique=True, help_text="Vendure channel token (X-Dispatch-Channel)")
+    name = models.CharField(max_length=100)
+    webhook_secret = models.CharField(max_length=256, help_text="Shared secret for X-Dispatch-Signature")
+    pickup_address = models.CharField(max_length=255, blank=True)
+    pickup_lat = models.FloatField(validators=LATITUDE)
+    pickup_lon = models.FloatField(validators=LONGITUDE)
+    admin_api_url = models.URLField(blank=True, help_text="Vendure Admin API, e.g. https://shop.example/admin-api")
+    admin_api_token = models.CharField(max_length=512, blank=True, help_text="Bearer token for the Admin API")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Driver(models.Model):
+    """A courier. Holds at most `capacity` active orders; `active_order_count` is the lock.
+
+    `active_order_count` is only changed by conditional UPDATEs in `dispatch.services`, and a
+    database constraint keeps it within 0..capacity whatever the concurrency.
+    """
+
+    class Vehicle(models.TextChoices):
+        BICYCLE = "bicycle", "Bicycle"
+        SCOOTER = "scooter", "Scooter"
+        CAR = "car", "Car"
+        VAN = "van", "Van"
+        ON_FOOT = "on_foot", "On foot"
+
+    class Availability(models.TextChoices):
+        OFFLINE = "offline", "Offline"
+        AVAILABLE = "available", "Available"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="driver")
+    name = models.CharField(max_length=150)
+    phone = models.CharField(max_length=32)
+    vehicle = models.CharField(max_length=16, choices=Vehicle.choices, default=Vehicle.BICYCLE)
+    zones = models.ManyToManyField(Zone, related_name="drivers", blank=True)
+    capacity = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    active_order_count = models.PositiveSmallIntegerField(default=0, editable=False)
+    availability = models.CharField(max_length=16, choices=Availability.choices, default=Availability.OFFLINE)
+    availability_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the driver last became free for work (came online or got their last order):
+    # "idle longest" in candidate ranking is the oldest value here.
+    idle_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_lat = models.FloatField(null=True, blank=True, validators=LATITUDE, editable=False)
+    last_lon = models.FloatField(null=True, blank=True, validators=LONGITUDE, editable=False)
+    last_position_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(active_order_count__lte=F("capacity")), name="driver_within_capacity"),
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="driver_capacity_positive"),
+        ]
+        indexes = [models.Index(fields=["availability", "idle_since"], name="driver_available_idle")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_free_capacity(self) -> bool:
+        return self.active_order_count < self.capacity
+
+
+class Order(models.Model):
+    """A shop order to deliver, from its Vendure snapshot to delivery, cancellation or failure."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        UNASSIGNED = "unassigned", "Unassigned (waiting for a driver)"
+        ASSIGNED = "assigned", "Assigned"
+        PICKED_UP = "picked_up", "Picked up"
+        DELIVERED = "delivered", "Delivered"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATUSES = (Status.ASSIGNED, Status.PICKED_UP)
+    WAITING_STATUSES = (Status.RECEIVED, Status.UNASSIGNED)
+    TERMINAL_STATUSES = (Status.DELIVERED, Status.CANCELLED, Status.FAILED)
+
+    channel = models.ForeignKey(ShopChannel, on_delete=models.PROTECT, related_name="orders")
+    vendure_order_id = models.CharField(max_length=64, help_text="Vendure's order id (a string)")
+    code = models.CharField(max_length=64, help_text="Vendure's order code")
+    vendure_state = models.CharField(max_length=64, blank=True)
+    placed_at = models.DateTimeField(null=True, blank=True)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
+
+    pickup_lat = models.FloatField(validators=LATITUDE)
+    pickup_lon = models.FloatField(validators=LONGITUDE)
+    dropoff_address = models.JSONField(default=dict, help_text="Vendure shippingAddress snapshot")
+    dropoff_postal_code = models.CharField(max_length=32, blank=True)
+    dropoff_lat = models.FloatField(null=True, blank=True, validators=LATITUDE)
+    dropoff_lon = models.FloatField(null=True, blank=True, validators=LONGITUDE)
+    customer_name = models.CharField(max_length=200, blank=True)
+    customer_phone = models.CharField(max_length=64, blank=True)
+    customer_email = models.CharField(max_length=254, blank=True)
+    lines = models.JSONField(default=list, help_text="[{id, quantity, productVariant {id, name, sku}}]")
+    item_summary = models.CharField(max_length=500, blank=True)
+    total_minor = models.BigIntegerField(help_text="totalWithTax in minor units")
+    delivery_fee_minor = models.BigIntegerField(help_text="shippingWithTax in minor units")
+    currency = models.CharField(max_length=3)
+    promised_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    status_changed_at = models.DateTimeField()
+    waiting_reason = models.CharField(max_length=32, blank=True)
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
+    received_at = models.DateTimeField()
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    unassigned_at = models.DateTimeField(null=True, blank=True)
+    picked_up_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=255, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    proof_note = models.CharField(max_length=1000, blank=True)
+    proof_photo_ref = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "vendure_order_id"], name="order_unique_per_channel"),
+            # An order held by a driver names them; a waiting or cancelled-before-pickup one does not.
+            models.CheckConstraint(
+                condition=~Q(status__in=["assigned", "picked_up"]) | Q(driver__isnull=False),
+                name="order_active_has_driver",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["received", "unassigned"]) | Q(driver__isnull=True),
+                name="order_waiting_has_no_driver",
+            ),
+        ]
+        indexes = [
+            # The assignment sweep: waiting orders, oldest first.
+            models.Index(fields=["status", "received_at"], name="order_status_received"),
+            models.Index(fields=["driver", "status"], name="order_driver_status"),
+            models.Index(fields=["code"], name="order_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.get_status_display()})"
+
+    @property
+    def reference(self) -> str:
+        """Our reference, sent to the shop as the fulfillment's tracking code."""
+        return f"DSP-{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

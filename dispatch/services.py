@@ -1,0 +1,382 @@
+"""Every write to orders and drivers' capacity: the order lifecycle and v1 assignment.
+
+Each transition is a compare-and-set (a conditional UPDATE on the state read) inside a
+transaction that also writes its audit event. Rows are touched in one fixed order, orders
+before drivers, so concurrent transitions never deadlock.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.actors import SYSTEM, Actor
+from audit.services import audit_record
+from dispatch import selectors
+from dispatch.errors import IllegalTransition, NotFound, OverCapacity
+from dispatch.models import Driver, Order, ShopChannel
+from dispatch.signals import order_status_changed
+
+logger = logging.getLogger(__name__)
+
+S = Order.Status
+
+# Which status may follow which. Terminal statuses have no way out.
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.RECEIVED: frozenset({S.ASSIGNED, S.UNASSIGNED, S.CANCELLED}),
+    S.UNASSIGNED: frozenset({S.ASSIGNED, S.CANCELLED}),
+    S.ASSIGNED: frozenset({S.PICKED_UP, S.UNASSIGNED, S.CANCELLED, S.FAILED}),
+    S.PICKED_UP: frozenset({S.DELIVERED, S.FAILED, S.CANCELLED}),
+    S.DELIVERED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+# The timestamp column each status stamps when it is entered.
+STATUS_TIME_FIELD = {
+    S.ASSIGNED: "assigned_at",
+    S.UNASSIGNED: "unassigned_at",
+    S.PICKED_UP: "picked_up_at",
+    S.DELIVERED: "delivered_at",
+    S.CANCELLED: "cancelled_at",
+    S.FAILED: "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class OrderIntake:
+    """An order as a shop hands it over, already validated and in our units."""
+
+    vendure_order_id: str
+    code: str
+    vendure_state: str
+    currency: str
+    total_minor: int
+    delivery_fee_minor: int
+    placed_at: datetime | None = None
+    dropoff_address: dict[str, Any] = field(default_factory=dict)
+    dropoff_postal_code: str = ""
+    dropoff_lat: float | None = None
+    dropoff_lon: float | None = None
+    customer_name: str = ""
+    customer_phone: str = ""
+    customer_email: str = ""
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    item_summary: str = ""
+    promised_at: datetime | None = None
+
+
+def _order_audit(order: Order, kind: str, *, actor: Actor, before: dict[str, Any] | None, after: dict[str, Any] | None, **data: Any) -> None:
+    audit_record(
+        kind,
+        actor=actor,
+        subject_type="order",
+        subject_id=order.pk,
+        order_id=order.pk,
+        order_code=order.code,
+        driver_id=(after or {}).get("driver") or (before or {}).get("driver"),
+        zone_id=order.zone_id,
+        before=before,
+        after=after,
+        data=data,
+    )
+
+
+def _snapshot(status: str, driver_id: int | None) -> dict[str, Any]:
+    return {"status": status, "driver": driver_id}
+
+
+def _announce(order_id: int, before: str, after: str) -> None:
+    # robust: a failing receiver (say, the broker is down) is logged and never undoes or
+    # fails the committed change; the periodic sweeps catch up on whatever it missed.
+    transaction.on_commit(
+        lambda: order_status_changed.send(sender=Order, order_id=order_id, before=before, after=after),
+        robust=True,
+    )
+
+
+def _release_capacity(driver_id: int, now: datetime) -> None:
+    """Give back one unit of the driver's capacity; a driver left with nothing is idle from now."""
+    Driver.objects.filter(pk=driver_id, active_order_count__gt=0).update(active_order_count=F("active_order_count") - 1)
+    Driver.objects.filter(pk=driver_id, active_order_count=0).update(idle_since=now)
+
+
+def _take_capacity(driver_id: int, now: datetime) -> None:
+    """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock."""
+    taken = Driver.objects.filter(pk=driver_id, active_order_count__lt=F("capacity")).update(
+        active_order_count=F("active_order_count") + 1, idle_since=now
+    )
+    if not taken:
+        if not Driver.objects.filter(pk=driver_id).exists():
+            raise NotFound(f"driver {driver_id} does not exist")
+        raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
+
+
+def _order_move(
+    order_id: int,
+    to: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    kind: str | None = None,
+    only_driver_id: int | None = None,
+    fields: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Order:
+    """Move an order to `to` by compare-and-set; release capacity when it leaves a driver.
+
+    `only_driver_id` restricts the move to the order's own driver: anyone else is told the
+    order does not exist, so drivers cannot probe each other's orders.
+    """
+    with transaction.atomic():
+        current = Order.objects.filter(pk=order_id).values("status", "driver_id").first()
+        if current is None or (only_driver_id is not None and current["driver_id"] != only_driver_id):
+            raise NotFound(f"order {order_id} not found")
+        status, driver_id = current["status"], current["driver_id"]
+        if to not in ORDER_TRANSITIONS[status]:
+            raise IllegalTransition(f"order {order_id}", status, to)
+        changes: dict[str, Any] = {"status": to, "status_changed_at": now, STATUS_TIME_FIELD[to]: now}
+        if to == S.UNASSIGNED:
+            changes["driver"] = None  # a finished or cancelled order keeps its driver, for the record
+        changes.update(fields or {})
+        won = Order.objects.filter(pk=order_id, status=status, driver_id=driver_id).update(**changes)
+        if not won:
+            # Someone moved it between our read and our write: report what it is now.
+            now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
+            raise IllegalTransition(f"order {order_id}", now_status, to)
+        if driver_id is not None and status in Order.ACTIVE_STATUSES and to not in Order.ACTIVE_STATUSES:
+            _release_capacity(driver_id, now)
+        order = Order.objects.get(pk=order_id)
+        _order_audit(
+            order,
+            kind or f"order.{to}",
+            actor=actor,
+            before=_snapshot(status, driver_id),
+            after=_snapshot(to, order.driver_id),
+            **(data or {}),
+        )
+        _announce(order_id, status, to)
+    return order
+
+
+# --- Intake ----------------------------------------------------------------------------
+
+
+def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, now: datetime | None = None) -> tuple[Order, bool]:
+    """Store a shop's order once. Returns (order, created); a known order is left as it is."""
+    now = now or timezone.now()
+    existing = Order.objects.filter(channel=channel, vendure_order_id=intake.vendure_order_id).first()
+    if existing is not None:
+        return existing, False
+    zone = selectors.zone_for_dropoff(intake.dropoff_lat, intake.dropoff_lon, intake.dropoff_postal_code)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                channel=channel,
+                zone=zone,
+                pickup_lat=channel.pickup_lat,
+                pickup_lon=channel.pickup_lon,
+                status=S.RECEIVED,
+                status_changed_at=now,
+                received_at=now,
+                **intake.__dict__,
+            )
+            _order_audit(
+                order, "order.received", actor=actor, before=None, after=_snapshot(S.RECEIVED, None),
+                zone=zone.slug if zone else None, vendure_order_id=intake.vendure_order_id,
+            )
+    except IntegrityError:
+        # The same order arrived concurrently under another event id; the first one won.
+        return Order.objects.get(channel=channel, vendure_order_id=intake.vendure_order_id), False
+    return order, True
+
+
+# --- Assignment (v1: directly to the best driver) --------------------------------------
+
+
+def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime | None = None, reason: str = "") -> Order:
+    """Assign a waiting order to a driver with free capacity."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+        if current is None:
+            raise NotFound(f"order {order_id} not found")
+        if S.ASSIGNED not in ORDER_TRANSITIONS[current]:
+            raise IllegalTransition(f"order {order_id}", current, S.ASSIGNED)
+        won = Order.objects.filter(pk=order_id, status=current, driver__isnull=True).update(
+            status=S.ASSIGNED, driver_id=driver_id, assigned_at=now, status_changed_at=now, waiting_reason=""
+        )
+        if not won:
+            now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
+            raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
+        _take_capacity(driver_id, now)  # raising here rolls the order back too
+        order = Order.objects.get(pk=order_id)
+        _order_audit(
+            order, "order.assigned", actor=actor, before=_snapshot(current, None), after=_snapshot(S.ASSIGNED, driver_id),
+            reason=reason,
+        )
+        _announce(order_id, current, S.ASSIGNED)
+    return order
+
+
+def order_mark_unassigned(*, order_id: int, reason: str, actor: Actor = SYSTEM, now: datetime | None = None) -> Order:
+    """A just-received order found no driver: it waits for the assignment sweep."""
+    return _order_move(order_id, S.UNASSIGNED, actor=actor, now=now or timezone.now(), fields={"waiting_reason": reason}, data={"reason": reason})
+
+
+def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | None:
+    """Give a waiting order to the best candidate driver, v1 style; None when it stays waiting.
+
+    Candidates are tried best first; one that filled up meanwhile is skipped. An order that
+    finds nobody is marked unassigned once (a rerun of the sweep writes nothing new).
+    """
+    now = now or timezone.now()
+    order = Order.objects.select_related("zone").filter(pk=order_id).first()
+    if order is None or order.status not in Order.WAITING_STATUSES:
+        return None
+    if order.zone is None:
+        if order.status == S.RECEIVED:
+            order_mark_unassigned(order_id=order_id, reason="no_zone", now=now)
+        return None
+    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now):
+        try:
+            return order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate")
+        except OverCapacity:
+            continue
+        except IllegalTransition:
+            return None  # someone else (another worker, ops) moved the order first
+    if order.status == S.RECEIVED:
+        try:
+            order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now)
+        except IllegalTransition:
+            pass  # assigned or cancelled meanwhile
+    return None
+
+
+def order_assign_manually(*, order_id: int, driver_id: int, actor: Actor, now: datetime | None = None) -> Order:
+    """Ops give an order to a chosen driver, taking it from its current driver if needed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Order.objects.filter(pk=order_id).values("status", "driver_id").first()
+        if current is None:
+            raise NotFound(f"order {order_id} not found")
+        if current["status"] == S.ASSIGNED:
+            if current["driver_id"] == driver_id:
+                raise IllegalTransition(f"order {order_id}", "already assigned to this driver", S.ASSIGNED)
+            _order_move(order_id, S.UNASSIGNED, actor=actor, now=now, kind="order.unassigned", fields={"waiting_reason": "reassigned_by_ops"}, data={"reason": "reassigned_by_ops"})
+        return order_assign(order_id=order_id, driver_id=driver_id, actor=actor, now=now, reason="manual")
+
+
+def order_unassign(*, order_id: int, actor: Actor, reason: str = "unassigned_by_ops", now: datetime | None = None) -> Order:
+    """Take an assigned order back from its driver; it waits for the next assignment."""
+    return _order_move(order_id, S.UNASSIGNED, actor=actor, now=now or timezone.now(), fields={"waiting_reason": reason}, data={"reason": reason})
+
+
+def assign_orders_due(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """The assignment sweep: retry waiting orders, oldest first. Safe to run twice at once.
+
+    Each order is locked with SKIP LOCKED in its own short transaction, so two sweeps split
+    the work instead of queueing on each other. Returns how many orders were assigned.
+    """
+    from django.conf import settings
+
+    now = now or timezone.now()
+    limit = limit or settings.DISPATCH_ASSIGN_SWEEP_BATCH
+    assigned = 0
+    full_zones: set[int] = set()
+    for order_id, zone_id in selectors.orders_waiting_for_driver().values_list("pk", "zone_id")[:limit]:
+        if zone_id in full_zones:
+            continue  # no free driver left there this run: skip the query
+        with transaction.atomic():
+            if not Order.objects.select_for_update(skip_locked=True).filter(pk=order_id, status__in=Order.WAITING_STATUSES).exists():
+                continue
+            if order_dispatch(order_id=order_id, now=now) is not None:
+                assigned += 1
+            elif zone_id is not None:
+                full_zones.add(zone_id)
+    return assigned
+
+
+# --- Progress reported by the driver -----------------------------------------------------
+
+
+def order_pick_up(*, order_id: int, driver: Driver, now: datetime | None = None) -> Order:
+    return _order_move(order_id, S.PICKED_UP, actor=driver_actor(driver), now=now or timezone.now(), only_driver_id=driver.pk)
+
+
+def order_deliver(*, order_id: int, driver: Driver, proof_note: str = "", proof_photo_ref: str = "", now: datetime | None = None) -> Order:
+    return _order_move(
+        order_id, S.DELIVERED, actor=driver_actor(driver), now=now or timezone.now(), only_driver_id=driver.pk,
+        fields={"proof_note": proof_note, "proof_photo_ref": proof_photo_ref},
+        data={"has_proof_photo": bool(proof_photo_ref)},
+    )
+
+
+def order_fail(*, order_id: int, actor: Actor, reason: str, driver: Driver | None = None, now: datetime | None = None) -> Order:
+    """The delivery could not be made (customer absent, address wrong...)."""
+    return _order_move(
+        order_id, S.FAILED, actor=actor, now=now or timezone.now(), only_driver_id=driver.pk if driver else None,
+        fields={"failure_reason": reason}, data={"reason": reason},
+    )
+
+
+def order_cancel(*, order_id: int, actor: Actor, reason: str, now: datetime | None = None) -> Order:
+    """Cancel an order (by the shop or by ops); its driver, if any, gets the capacity back."""
+    return _order_move(order_id, S.CANCELLED, actor=actor, now=now or timezone.now(), fields={"cancel_reason": reason}, data={"reason": reason})
+
+
+def driver_actor(driver: Driver) -> Actor:
+    return Actor.driver(driver.pk, driver.name)
+
+
+# --- Reference data edited by staff (zones, shops, driver profiles) -----------------------
+
+AUDIT_HIDDEN_FIELDS = {"webhook_secret", "admin_api_token"}
+
+
+def reference_data_save(*, instance: Any, changed_fields: list[str], is_new: bool, actor: Actor, m2m_after: dict[str, Any] | None = None) -> None:
+    """Save a zone, shop channel or driver profile edited by staff, with its audit event.
+
+    Only the edited columns are written, so a profile edit never overwrites a driver's
+    live counters; lowering a capacity below what the driver holds right now is refused.
+    Secrets are recorded as changed, never by value.
+    """
+    model_name = instance._meta.model_name
+    with transaction.atomic():
+        before: dict[str, Any] = {}
+        if is_new:
+            instance.save()
+        else:
+            old = type(instance).objects.filter(pk=instance.pk).values(*[f for f in changed_fields if not instance._meta.get_field(f).many_to_many]).first() or {}
+            before = {k: ("***" if k in AUDIT_HIDDEN_FIELDS else v) for k, v in old.items()}
+            concrete = [f for f in changed_fields if not instance._meta.get_field(f).many_to_many]
+            if isinstance(instance, Driver) and "capacity" in concrete:
+                fits = Driver.objects.filter(pk=instance.pk, active_order_count__lte=instance.capacity).update(capacity=instance.capacity)
+                if not fits:
+                    raise OverCapacity(f"driver {instance.pk} holds more orders than a capacity of {instance.capacity}", capacity=instance.capacity)
+                concrete.remove("capacity")
+            if concrete:
+                instance.save(update_fields=concrete)
+        after = {
+            f: ("***" if f in AUDIT_HIDDEN_FIELDS else _audit_value(instance, f))
+            for f in changed_fields
+        }
+        after.update(m2m_after or {})
+        audit_record(
+            f"{model_name}.{'created' if is_new else 'updated'}",
+            actor=actor, subject_type=model_name, subject_id=instance.pk,
+            driver_id=instance.pk if isinstance(instance, Driver) else None,
+            before=before or None, after=after,
+        )
+
+
+def _audit_value(instance: Any, field_name: str) -> Any:
+    field_ = instance._meta.get_field(field_name)
+    if field_.many_to_many:
+        return None  # saved by the form after save_model: the caller passes it in m2m_after
+    value = field_.value_from_object(instance)
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else str(value)

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from availability import api as availability_api
+from dispatch import api as dispatch_api
+from dispatch import views
+from vendure.views import vendure_webhook
+
+api_v1 = [
+    path("orders/", dispatch_api.CurrentOrdersView.as_view(), name="v1-orders"),
+    path("orders/<int:order_id>/", dispatch_api.OrderDetailView.as_view(), name="v1-order"),
+    path("orders/<int:order_id>/picked-up/", dispatch_api.OrderPickedUpView.as_view(), name="v1-order-picked-up"),
+    path("orders/<int:order_id>/delivered/", dispatch_api.OrderDeliveredView.as_view(), name="v1-order-delivered"),
+    path("orders/<int:order_id>/failed/", dispatch_api.OrderFailedView.as_view(), name="v1-order-failed"),
+    path("me/", availability_api.MeView.as_view(), name="v1-me"),
+    path("me/online/", availability_api.GoOnlineView.as_view(), name="v1-me-online"),
+    path("me/offline/", availability_api.GoOfflineView.as_view(), name="v1-me-offline"),
+    path("me/position/", availability_api.PositionView.as_view(), name="v1-me-position"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("webhooks/vendure/", vendure_webhook, name="vendure-webhook"),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,1 @@
+"""The Vendure integration: signed order webhooks in, fulfillment progress out."""

@@ -1,0 +1,129 @@
+"""The webhook body, validated field by field with Vendure's own GraphQL field names.
+
+Types are strict: Vendure sends ids as strings and money as integers, so a number where an
+id belongs, or a string where money belongs, is a wrongly typed field and gets a 400.
+"""
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer (minor units)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def optional_text(**kwargs: Any) -> StrictCharField:
+    return StrictCharField(required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+class CustomerSerializer(serializers.Serializer):
+    firstName = optional_text(max_length=100)
+    lastName = optional_text(max_length=100)
+    emailAddress = StrictCharField(max_length=254, allow_blank=True)
+    phoneNumber = optional_text(max_length=64)
+
+
+class AddressCustomFieldsSerializer(serializers.Serializer):
+    latitude = StrictFloatField(required=False, allow_null=True, min_value=-90, max_value=90)
+    longitude = StrictFloatField(required=False, allow_null=True, min_value=-180, max_value=180)
+
+
+class ShippingAddressSerializer(serializers.Serializer):
+    fullName = optional_text(max_length=200)
+    company = optional_text(max_length=200)
+    streetLine1 = StrictCharField(max_length=255)
+    streetLine2 = optional_text(max_length=255)
+    city = optional_text(max_length=100)
+    province = optional_text(max_length=100)
+    postalCode = optional_text(max_length=32)
+    country = optional_text(max_length=100)
+    countryCode = optional_text(max_length=2)
+    phoneNumber = optional_text(max_length=64)
+    customFields = AddressCustomFieldsSerializer(required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        coords = attrs.get("customFields") or {}
+        has_lat, has_lon = coords.get("latitude") is not None, coords.get("longitude") is not None
+        if has_lat != has_lon:
+            raise serializers.ValidationError({"customFields": "latitude and longitude come together or not at all"})
+        if not has_lat and not (attrs.get("postalCode") or "").strip():
+            raise serializers.ValidationError({"postalCode": "needed to place the order in a zone when there are no coordinates"})
+        return attrs
+
+
+class ProductVariantSerializer(serializers.Serializer):
+    id = StrictCharField(max_length=64)
+    name = StrictCharField(max_length=255, allow_blank=True)
+    sku = optional_text(max_length=128)
+
+
+class OrderLineSerializer(serializers.Serializer):
+    id = StrictCharField(max_length=64)
+    quantity = StrictIntegerField(min_value=0)
+    productVariant = ProductVariantSerializer()
+
+
+class OrderSerializer(serializers.Serializer):
+    """A full order, as sent with `order.ready_for_delivery`."""
+
+    id = StrictCharField(max_length=64)
+    code = StrictCharField(max_length=64)
+    state = StrictCharField(max_length=64)
+    orderPlacedAt = serializers.DateTimeField(required=False, allow_null=True)
+    currencyCode = StrictCharField(min_length=3, max_length=3)
+    subTotal = StrictIntegerField(required=False, min_value=0)
+    subTotalWithTax = StrictIntegerField(required=False, min_value=0)
+    shipping = StrictIntegerField(required=False, min_value=0)
+    shippingWithTax = StrictIntegerField(min_value=0)
+    total = StrictIntegerField(required=False, min_value=0)
+    totalWithTax = StrictIntegerField(min_value=0)
+    customer = CustomerSerializer()
+    shippingAddress = ShippingAddressSerializer()
+    lines = OrderLineSerializer(many=True, allow_empty=False)
+    customFields = serializers.DictField(required=False, allow_null=True)
+
+
+class CancelledOrderSerializer(serializers.Serializer):
+    """A cancelled order: Vendure has zeroed its lines and totals, so only id and code count."""
+
+    id = StrictCharField(max_length=64)
+    code = StrictCharField(max_length=64)
+    state = StrictCharField(max_length=64, required=False)
+
+
+class EventSerializer(serializers.Serializer):
+    id = StrictCharField(max_length=128)
+    type = serializers.ChoiceField(choices=["order.ready_for_delivery", "order.cancelled"])
+    createdAt = serializers.DateTimeField()
+    order = serializers.DictField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        order_serializer: serializers.Serializer = (
+            OrderSerializer(data=attrs["order"]) if attrs["type"] == "order.ready_for_delivery" else CancelledOrderSerializer(data=attrs["order"])
+        )
+        if not order_serializer.is_valid():
+            raise serializers.ValidationError({"order": order_serializer.errors})
+        attrs["order"] = order_serializer.validated_data
+        return attrs

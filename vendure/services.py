@@ -1,0 +1,242 @@
+"""Webhook intake and progress reporting for Vendure shops."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from audit.actors import SYSTEM, Actor
+from audit.services import audit_record
+from dispatch import services as dispatch_services
+from dispatch.errors import IllegalTransition, InvalidInput
+from dispatch.models import Order, ShopChannel
+from vendure.admin_api import VendureAdminClient, VendureRejected
+from vendure.models import FulfillmentReport, WebhookEvent
+from vendure.payloads import EventSerializer
+from vendure.signing import SignatureRefused, verify
+
+logger = logging.getLogger(__name__)
+
+Outcome = WebhookEvent.Outcome
+
+
+def webhook_authenticate(*, channel_token: str, signature: str, body: bytes) -> ShopChannel:
+    """The channel that signed this body; SignatureRefused when the delivery is not trusted."""
+    channel = ShopChannel.objects.filter(token=channel_token, is_active=True).first() if channel_token else None
+    if channel is None:
+        raise SignatureRefused("unknown or missing channel (X-Dispatch-Channel)")
+    if not signature:
+        raise SignatureRefused("missing X-Dispatch-Signature")
+    verify(channel.webhook_secret, signature, body, tolerance_s=settings.DISPATCH_WEBHOOK_TOLERANCE_S)
+    return channel
+
+
+def shop_actor(channel: ShopChannel) -> Actor:
+    return Actor.shop(channel.token, channel.name)
+
+
+def _item_summary(lines: list[dict[str, Any]]) -> str:
+    summary = ", ".join(f"{line['quantity']}× {line['productVariant']['name']}" for line in lines)
+    return summary if len(summary) <= 500 else summary[:497] + "..."
+
+
+def intake_from_vendure(order: dict[str, Any], *, received_at: datetime) -> dispatch_services.OrderIntake:
+    """Map Vendure's order (GraphQL names) to our intake; the delivery fee is shippingWithTax."""
+    address = dict(order["shippingAddress"])
+    coords = address.get("customFields") or {}
+    customer = order["customer"]
+    custom = order.get("customFields") or {}
+    name = " ".join(part for part in (customer.get("firstName"), customer.get("lastName")) if part) or address.get("fullName") or ""
+    promised_at = None
+    if isinstance(custom.get("promisedDeliveryAt"), str):
+        promised_at = parse_datetime(custom["promisedDeliveryAt"])
+    if promised_at is None:
+        promised_at = received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
+    lines = [
+        {"id": line["id"], "quantity": line["quantity"], "productVariant": dict(line["productVariant"])}
+        for line in order["lines"]
+    ]
+    return dispatch_services.OrderIntake(
+        vendure_order_id=order["id"],
+        code=order["code"],
+        vendure_state=order["state"],
+        currency=order["currencyCode"].upper(),
+        total_minor=order["totalWithTax"],
+        delivery_fee_minor=order["shippingWithTax"],
+        placed_at=order.get("orderPlacedAt"),
+        dropoff_address={k: v for k, v in address.items() if k != "customFields"},
+        dropoff_postal_code=address.get("postalCode") or "",
+        dropoff_lat=coords.get("latitude"),
+        dropoff_lon=coords.get("longitude"),
+        customer_name=name[:200],
+        customer_phone=(customer.get("phoneNumber") or address.get("phoneNumber") or "")[:64],
+        customer_email=customer.get("emailAddress") or "",
+        lines=lines,
+        item_summary=_item_summary(lines),
+        promised_at=promised_at,
+    )
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    outcome: str
+    order_id: int | None = None
+    duplicate_event: bool = False
+
+
+def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None = None) -> WebhookResult:
+    """Apply one authenticated delivery. A retried event or a known order changes nothing."""
+    now = now or timezone.now()
+    serializer = EventSerializer(data=payload)
+    if not isinstance(payload, dict) or not serializer.is_valid():
+        errors = serializer.errors if isinstance(payload, dict) else {"non_field_errors": ["The body must be a JSON object."]}
+        raise InvalidInput("The webhook body is not a valid event.", fields=errors)
+    event = serializer.validated_data
+    order_data = event["order"]
+    actor = shop_actor(channel)
+    created_order: Order | None = None
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = WebhookEvent.objects.create(
+                    channel=channel, event_id=event["id"], type=event["type"],
+                    vendure_order_id=order_data["id"], order_code=order_data["code"], created_at=event["createdAt"],
+                )
+        except IntegrityError:
+            return WebhookResult(outcome="duplicate_event", duplicate_event=True)
+        if event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY:
+            order, created = dispatch_services.order_receive(
+                channel=channel, intake=intake_from_vendure(order_data, received_at=now), actor=actor, now=now,
+            )
+            record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
+            if created and _was_cancelled_before_receipt(channel, order.vendure_order_id, record.pk):
+                dispatch_services.order_cancel(order_id=order.pk, actor=actor, reason="cancelled by the shop before it was received", now=now)
+            elif created:
+                created_order = order
+        else:
+            record.outcome = _cancel_from_shop(channel, order_data, actor=actor, now=now)
+            order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()  # type: ignore[assignment]
+        record.save(update_fields=["outcome"])
+    if created_order is not None:
+        _dispatch_new_order(created_order.pk)
+    return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None)
+
+
+def _was_cancelled_before_receipt(channel: ShopChannel, vendure_order_id: str, this_event_pk: int) -> bool:
+    return WebhookEvent.objects.filter(
+        channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED
+    ).exclude(pk=this_event_pk).exists()
+
+
+def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor: Actor, now: datetime) -> str:
+    order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()
+    if order is None:
+        # Events can arrive out of order: remember it, so the order is cancelled on arrival.
+        audit_record(
+            "order.cancel_before_receipt", actor=actor, subject_type="vendure_order", subject_id=order_data["id"],
+            order_code=order_data["code"], data={"channel": channel.token},
+        )
+        return Outcome.CANCEL_BEFORE_RECEIPT
+    try:
+        dispatch_services.order_cancel(order_id=order.pk, actor=actor, reason="cancelled by the shop", now=now)
+    except IllegalTransition:
+        return Outcome.ALREADY_FINISHED
+    return Outcome.ORDER_CANCELLED
+
+
+def _dispatch_new_order(order_id: int) -> None:
+    try:
+        dispatch_services.order_dispatch(order_id=order_id)
+    except DatabaseError:
+        # The order is stored and waiting; the assignment sweep picks it up.
+        logger.exception("assigning order %s right after intake failed; the sweep will retry", order_id)
+
+
+# --- Progress back to the shop ------------------------------------------------------------
+
+STEP_SHIPPED = "Shipped"
+STEP_DELIVERED = "Delivered"
+
+
+def _report_audit(order: Order, kind: str, **data: Any) -> None:
+    audit_record(kind, actor=SYSTEM, subject_type="order", subject_id=order.pk, order_id=order.pk, order_code=order.code, driver_id=order.driver_id, zone_id=order.zone_id, data=data)
+
+
+def _client_for(channel: ShopChannel) -> VendureAdminClient | None:
+    if not channel.admin_api_url or not channel.admin_api_token:
+        return None
+    return VendureAdminClient(url=channel.admin_api_url, token=channel.admin_api_token, channel_token=channel.token)
+
+
+def fulfillment_report(*, order_id: int, step: str) -> str:
+    """Report pickup (`Shipped`) or delivery (`Delivered`) to the shop, each step at most once.
+
+    Every remote call happens under a row lock on the order's report and its result is
+    committed before the next call, so a retry resumes where the last attempt stopped and
+    two workers never both send a step. Raises VendureUnavailable for the task to retry.
+    """
+    if step not in (STEP_SHIPPED, STEP_DELIVERED):
+        raise InvalidInput(f"unknown fulfillment step {step!r}")
+    order = Order.objects.select_related("channel", "driver").get(pk=order_id)
+    client = _client_for(order.channel)
+    if client is None:
+        with transaction.atomic():
+            _report_audit(order, "vendure.report_skipped", step=step, reason="the shop channel has no Admin API configured")
+        return "skipped"
+    FulfillmentReport.objects.get_or_create(order=order)
+    _fulfillment_ensure_created(order, client)
+    _fulfillment_ensure_state(order, client, STEP_SHIPPED)
+    if step == STEP_DELIVERED:
+        _fulfillment_ensure_state(order, client, STEP_DELIVERED)
+    return "reported"
+
+
+def _fulfillment_ensure_created(order: Order, client: VendureAdminClient) -> None:
+    with transaction.atomic():
+        report = FulfillmentReport.objects.select_for_update().get(order=order)
+        if report.fulfillment_id:
+            return
+        report.attempts += 1
+        lines = [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines if line.get("quantity")]
+        try:
+            fulfillment_id = client.add_fulfillment(lines=lines, method=f"Dispatch driver: {order.driver.name if order.driver else 'unknown'}", tracking_code=order.reference)
+        except VendureRejected as exc:
+            if exc.error_code != "ITEMS_ALREADY_FULFILLED_ERROR":
+                raise
+            # An earlier attempt created it but did not live to record it: adopt that one.
+            existing = client.fulfillment_with_tracking_code(order_id=order.vendure_order_id, tracking_code=order.reference)
+            if existing is None:
+                raise
+            fulfillment_id = str(existing["id"])
+        report.fulfillment_id = fulfillment_id
+        report.last_error = ""
+        report.save(update_fields=["fulfillment_id", "attempts", "last_error"])
+        _report_audit(order, "vendure.fulfillment_created", fulfillment_id=fulfillment_id, tracking_code=order.reference)
+
+
+def _fulfillment_ensure_state(order: Order, client: VendureAdminClient, state: str) -> None:
+    field = "shipped_reported_at" if state == STEP_SHIPPED else "delivered_reported_at"
+    with transaction.atomic():
+        report = FulfillmentReport.objects.select_for_update().get(order=order)
+        if getattr(report, field) is not None:
+            return
+        report.attempts += 1
+        client.transition_fulfillment(fulfillment_id=report.fulfillment_id, state=state)
+        setattr(report, field, timezone.now())
+        report.last_error = ""
+        report.save(update_fields=[field, "attempts", "last_error"])
+        _report_audit(order, f"vendure.{state.lower()}_reported", fulfillment_id=report.fulfillment_id)
+
+
+def fulfillment_report_failed(*, order_id: int, step: str, error: str) -> None:
+    """The shop could not be told (retries exhausted or refused): keep it on record for ops."""
+    order = Order.objects.get(pk=order_id)
+    with transaction.atomic():
+        FulfillmentReport.objects.get_or_create(order=order)
+        FulfillmentReport.objects.filter(order=order).update(last_error=error[:500])
+        _report_audit(order, "vendure.report_failed", step=step, error=error[:500])

@@ -1,0 +1,52 @@
+"""`POST /webhooks/vendure/`: the signed intake endpoint a Vendure shop plugin calls."""
+
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from dispatch.errors import InvalidInput
+from vendure import services
+from vendure.signing import SignatureRefused
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, detail: dict | None = None) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message, "detail": detail or {}}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def vendure_webhook(request: HttpRequest) -> JsonResponse:
+    limit = settings.DISPATCH_WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _error(400, "invalid_input", "Content-Length is not a number.")
+    if declared_length > limit:
+        return _error(413, "body_too_large", f"The body is larger than {limit} bytes.")
+    body = request.body
+    if len(body) > limit:
+        return _error(413, "body_too_large", f"The body is larger than {limit} bytes.")
+    try:
+        channel = services.webhook_authenticate(
+            channel_token=request.headers.get("X-Dispatch-Channel", ""),
+            signature=request.headers.get("X-Dispatch-Signature", ""),
+            body=body,
+        )
+    except SignatureRefused as exc:
+        logger.warning("webhook refused: %s", exc)
+        return _error(401, "unauthenticated", str(exc))
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _error(400, "invalid_json", f"The body is not JSON: {exc}")
+    try:
+        result = services.webhook_receive(channel=channel, payload=payload)
+    except InvalidInput as exc:
+        return _error(400, exc.code, exc.message, exc.detail)
+    return JsonResponse({"outcome": result.outcome, "order": result.order_id, "duplicate": result.duplicate_event})
