@@ -50,6 +50,7 @@ class ZoneAdmin(ServiceSavedAdmin):
 class ShopChannelForm(forms.ModelForm):
     webhook_secret = forms.CharField(widget=forms.PasswordInput(render_value=True))
     admin_api_token = forms.CharField(widget=forms.PasswordInput(render_value=True), required=False)
+    admin_api_url = forms.URLField(assume_scheme="https", required=False, help_text="Vendure Admin API, e.g. https://shop.example/admin-api")
 
     class Meta:
         model = ShopChannel

@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import selectors
-from dispatch.errors import IllegalTransition, NotFound, OverCapacity
+from dispatch.errors import IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, ShopChannel
 from dispatch.signals import order_status_changed
 
@@ -380,3 +380,64 @@ def _audit_value(instance: Any, field_name: str) -> Any:
         return None  # saved by the form after save_model: the caller passes it in m2m_after
     value = field_.value_from_object(instance)
     return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else str(value)
+
+
+def driver_create(
+    *, name: str, phone: str, zone_slugs: list[str], capacity: int, actor: Actor, vehicle: str = Driver.Vehicle.BICYCLE, username: str | None = None
+) -> tuple[Driver, str]:
+    """Create a driver with a login of their own and an API token; returns (driver, token key)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from dispatch.models import Zone
+
+    if capacity < 1:
+        raise InvalidInput("capacity must be at least 1", capacity=capacity)
+    if vehicle not in Driver.Vehicle.values:
+        raise InvalidInput(f"vehicle must be one of {', '.join(Driver.Vehicle.values)}", vehicle=vehicle)
+    zones = list(Zone.objects.filter(slug__in=zone_slugs))
+    missing = sorted(set(zone_slugs) - {z.slug for z in zones})
+    if missing:
+        raise InvalidInput(f"unknown zone(s): {', '.join(missing)}", zones=missing)
+    User = get_user_model()
+    with transaction.atomic():
+        username = username or f"driver-{phone.replace('+', '').replace(' ', '')}"
+        if User.objects.filter(username=username).exists():
+            raise InvalidInput(f"a user named {username} already exists", username=username)
+        user = User.objects.create_user(username=username, first_name=name[:150])
+        user.set_unusable_password()  # drivers sign in with their API token only
+        user.save(update_fields=["password"])
+        driver = Driver.objects.create(user=user, name=name, phone=phone, capacity=capacity, vehicle=vehicle)
+        driver.zones.set(zones)
+        token = Token.objects.create(user=user)
+        audit_record(
+            "driver.created", actor=actor, subject_type="driver", subject_id=driver.pk, driver_id=driver.pk,
+            after={"name": name, "phone": phone, "capacity": capacity, "vehicle": vehicle, "zones": [z.slug for z in zones]},
+        )
+    return driver, token.key
+
+
+def shop_channel_register(
+    *, token: str, name: str, webhook_secret: str, pickup_lat: float, pickup_lon: float, actor: Actor,
+    pickup_address: str = "", admin_api_url: str = "", admin_api_token: str = "",
+) -> tuple[ShopChannel, bool]:
+    """Register a shop channel, or update it when the token is known; returns (channel, created)."""
+    if not token.strip() or not name.strip():
+        raise InvalidInput("token and name must not be empty")
+    if len(webhook_secret) < 16:
+        raise InvalidInput("the webhook secret must be at least 16 characters")
+    if not (-90 <= pickup_lat <= 90 and -180 <= pickup_lon <= 180):
+        raise InvalidInput("the pickup must be a latitude within -90..90 and a longitude within -180..180")
+    values = {
+        "name": name, "webhook_secret": webhook_secret, "pickup_lat": pickup_lat, "pickup_lon": pickup_lon,
+        "pickup_address": pickup_address, "is_active": True,
+    }
+    if admin_api_url:
+        values.update(admin_api_url=admin_api_url, admin_api_token=admin_api_token)
+    with transaction.atomic():
+        channel, created = ShopChannel.objects.update_or_create(token=token, defaults=values)
+        audit_record(
+            f"shopchannel.{'created' if created else 'updated'}", actor=actor, subject_type="shopchannel", subject_id=channel.pk,
+            after={**{k: v for k, v in values.items() if k != "webhook_secret"}, "webhook_secret": "***", "token": token},
+        )
+    return channel, created

@@ -29,12 +29,12 @@ DROP FUNCTION IF EXISTS audit_event_refuse_change();
 
 def install(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(INSTALL)
+        schema_editor.execute(INSTALL, params=None)
 
 
 def uninstall(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(UNINSTALL)
+        schema_editor.execute(UNINSTALL, params=None)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,46 @@
+# Quick start: `make run` (the whole service with demo data) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The tests always run against this machine's real PostgreSQL and Redis.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dispatch
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: venv run test lint bench migrations-check services browser
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	@echo ""
+	@echo "Open http://$(HOST):$(PORT)/        landing page"
+	@echo "     http://$(HOST):$(PORT)/admin/  ops console (log in with the users above)"
+	@echo "     http://$(HOST):$(PORT)/api/docs/  driver API docs"
+	@echo "Ctrl-C stops everything."
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+services:
+	bash bin/ensure-services
+
+browser:
+	bash bin/ensure-chromium
+
+test: venv services browser
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+
+bench: venv services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run.py

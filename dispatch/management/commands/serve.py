@@ -1,0 +1,88 @@
+"""Start the whole service: ASGI server (HTTP and WebSocket), Celery worker and Celery beat.
+
+On the embedded default (no REDIS_URL) the three run in this one process, sharing the
+in-process channel layer and broker; with Redis they run as three processes. Ctrl-C stops all.
+"""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+ASGI_APP = "dispatch.asgi:application"
+
+
+class Command(BaseCommand):
+    help = "Run the ASGI server, a Celery worker and Celery beat together (Ctrl-C stops them all)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.IS_EMBEDDED:
+            self._run_embedded(options["host"], options["port"])
+        else:
+            self._run_processes(options["host"], options["port"])
+
+    def _run_embedded(self, host: str, port: int) -> None:
+        import uvicorn
+        from celery.beat import EmbeddedService
+        from celery.worker import WorkController
+
+        from dispatch.celery import app
+
+        worker = WorkController(
+            app=app, pool="solo", concurrency=1, hostname="embedded@localhost",
+            without_heartbeat=True, without_mingle=True, without_gossip=True, loglevel="WARNING",
+        )
+        threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
+        beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
+        beat.start()
+        self.stdout.write("Embedded mode: SQLite, in-process channel layer, worker and beat in this process.")
+        config = uvicorn.Config(ASGI_APP, host=host, port=port, ws_per_message_deflate=False, lifespan="off", log_level="warning")
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            beat.stop()
+            worker.stop(in_sighandler=False)
+
+    def _run_processes(self, host: str, port: int) -> None:
+        python = sys.executable
+        commands = {
+            "asgi": [python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--ws-per-message-deflate", "false", "--lifespan", "off"],
+            "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
+        }
+        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        self.stdout.write(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with {process.returncode}; stopping the rest.")
+                        stopping = True
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
