@@ -4,15 +4,23 @@ import uuid
 from typing import Any
 
 from django.db import connection
-from django_guid import get_guid
+from django_guid import get_guid, set_guid
 
 from audit.actors import Actor
 from audit.models import AuditEvent
 
 
 def current_correlation_id() -> str:
-    """The id of the request, socket message or task at hand, made here when none exists."""
-    return get_guid() or uuid.uuid4().hex
+    """The id of the request, socket message or task at hand.
+
+    Work started outside any of them (a management command, a shell) gets one made here,
+    kept for the rest of that context, so all of its events share it.
+    """
+    guid = get_guid()
+    if not guid:
+        guid = uuid.uuid4().hex
+        set_guid(guid)
+    return guid
 
 
 def audit_record(
