@@ -23,7 +23,7 @@ class AuditEventAdmin(admin.ModelAdmin):
                 queryset = queryset.filter(**{key: int(value)})
         return queryset
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         return lookup in ("order_id", "driver_id") or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -32,8 +32,12 @@ def _driver_availability_set(*, driver_id: int, to: str, actor: Actor, now: date
         driver = Driver.objects.get(pk=driver_id)
         audit_record(
             f"driver.{'online' if to == A.AVAILABLE else 'offline'}",
-            actor=actor, subject_type="driver", subject_id=driver_id, driver_id=driver_id,
-            before={"availability": current}, after={"availability": to},
+            actor=actor,
+            subject_type="driver",
+            subject_id=driver_id,
+            driver_id=driver_id,
+            before={"availability": current},
+            after={"availability": to},
         )
         if to == A.AVAILABLE:
             transaction.on_commit(lambda: driver_became_available.send(sender=Driver, driver_id=driver_id), robust=True)

@@ -21,11 +21,7 @@ class ServiceSavedAdmin(admin.ModelAdmin):
     """Saves through `reference_data_save`, so each edit is audited with the staff user."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
-        m2m_after = {
-            name: [str(v) for v in form.cleaned_data[name]]
-            for name in form.changed_data
-            if obj._meta.get_field(name).many_to_many
-        }
+        m2m_after = {name: [str(v) for v in form.cleaned_data[name]] for name in form.changed_data if obj._meta.get_field(name).many_to_many}
         services.reference_data_save(
             instance=obj, changed_fields=list(form.changed_data), is_new=not change, actor=Actor.staff(request.user), m2m_after=m2m_after
         )
@@ -54,7 +50,7 @@ class ShopChannelForm(forms.ModelForm):
 
     class Meta:
         model = ShopChannel
-        fields = "__all__"
+        fields = ["token", "name", "webhook_secret", "pickup_address", "pickup_lat", "pickup_lon", "admin_api_url", "admin_api_token", "is_active"]
 
 
 @admin.register(ShopChannel)

@@ -58,9 +58,24 @@ class OrderV1Serializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "id", "code", "status", "pickup", "dropoff", "customer_name", "customer_phone", "item_summary",
-            "total_minor", "delivery_fee_minor", "currency", "promised_at", "assigned_at", "picked_up_at",
-            "delivered_at", "failed_at", "cancelled_at", "failure_reason",
+            "id",
+            "code",
+            "status",
+            "pickup",
+            "dropoff",
+            "customer_name",
+            "customer_phone",
+            "item_summary",
+            "total_minor",
+            "delivery_fee_minor",
+            "currency",
+            "promised_at",
+            "assigned_at",
+            "picked_up_at",
+            "delivered_at",
+            "failed_at",
+            "cancelled_at",
+            "failure_reason",
         ]
 
     @extend_schema_field(PlaceSerializer)

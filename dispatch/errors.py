@@ -16,7 +16,7 @@ class DispatchError(Exception):
     """A refusal the caller can act on; `code` is stable and machine-readable."""
 
     code = "dispatch_error"
-    http_status = status.HTTP_409_CONFLICT
+    http_status: int = status.HTTP_409_CONFLICT
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)

@@ -1,8 +1,8 @@
 """Distances and zone membership. Zone areas are GeoJSON, tested with shapely (no GDAL)."""
 
+import json
 import math
 from functools import lru_cache
-import json
 
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry

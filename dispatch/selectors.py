@@ -58,10 +58,7 @@ def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: dat
 
     def rank(driver: Driver) -> tuple[int, float, int]:
         has_fresh_position = (
-            driver.last_lat is not None
-            and driver.last_lon is not None
-            and driver.last_position_at is not None
-            and driver.last_position_at >= fresh_after
+            driver.last_lat is not None and driver.last_lon is not None and driver.last_position_at is not None and driver.last_position_at >= fresh_after
         )
         if has_fresh_position:
             return (0, distance_m(pickup_lat, pickup_lon, driver.last_lat, driver.last_lon), 0)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ transaction that also writes its audit event. Rows are touched in one fixed orde
 before drivers, so concurrent transitions never deadlock.
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +38,7 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # The timestamp column each status stamps when it is entered.
-STATUS_TIME_FIELD = {
+STATUS_TIME_FIELD: dict[str, str] = {
     S.ASSIGNED: "assigned_at",
     S.UNASSIGNED: "unassigned_at",
     S.PICKED_UP: "picked_up_at",
@@ -107,9 +108,7 @@ def _release_capacity(driver_id: int, now: datetime) -> None:
 
 def _take_capacity(driver_id: int, now: datetime) -> None:
     """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock."""
-    taken = Driver.objects.filter(pk=driver_id, active_order_count__lt=F("capacity")).update(
-        active_order_count=F("active_order_count") + 1, idle_since=now
-    )
+    taken = Driver.objects.filter(pk=driver_id, active_order_count__lt=F("capacity")).update(active_order_count=F("active_order_count") + 1, idle_since=now)
     if not taken:
         if not Driver.objects.filter(pk=driver_id).exists():
             raise NotFound(f"driver {driver_id} does not exist")
@@ -186,8 +185,13 @@ def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, no
                 **intake.__dict__,
             )
             _order_audit(
-                order, "order.received", actor=actor, before=None, after=_snapshot(S.RECEIVED, None),
-                zone=zone.slug if zone else None, vendure_order_id=intake.vendure_order_id,
+                order,
+                "order.received",
+                actor=actor,
+                before=None,
+                after=_snapshot(S.RECEIVED, None),
+                zone=zone.slug if zone else None,
+                vendure_order_id=intake.vendure_order_id,
             )
     except IntegrityError:
         # The same order arrived concurrently under another event id; the first one won.
@@ -216,7 +220,11 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
         _take_capacity(driver_id, now)  # raising here rolls the order back too
         order = Order.objects.get(pk=order_id)
         _order_audit(
-            order, "order.assigned", actor=actor, before=_snapshot(current, None), after=_snapshot(S.ASSIGNED, driver_id),
+            order,
+            "order.assigned",
+            actor=actor,
+            before=_snapshot(current, None),
+            after=_snapshot(S.ASSIGNED, driver_id),
             reason=reason,
         )
         _announce(order_id, current, S.ASSIGNED)
@@ -250,10 +258,8 @@ def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | Non
         except IllegalTransition:
             return None  # someone else (another worker, ops) moved the order first
     if order.status == S.RECEIVED:
-        try:
+        with contextlib.suppress(IllegalTransition):  # assigned or cancelled meanwhile
             order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now)
-        except IllegalTransition:
-            pass  # assigned or cancelled meanwhile
     return None
 
 
@@ -267,7 +273,15 @@ def order_assign_manually(*, order_id: int, driver_id: int, actor: Actor, now: d
         if current["status"] == S.ASSIGNED:
             if current["driver_id"] == driver_id:
                 raise IllegalTransition(f"order {order_id}", "already assigned to this driver", S.ASSIGNED)
-            _order_move(order_id, S.UNASSIGNED, actor=actor, now=now, kind="order.unassigned", fields={"waiting_reason": "reassigned_by_ops"}, data={"reason": "reassigned_by_ops"})
+            _order_move(
+                order_id,
+                S.UNASSIGNED,
+                actor=actor,
+                now=now,
+                kind="order.unassigned",
+                fields={"waiting_reason": "reassigned_by_ops"},
+                data={"reason": "reassigned_by_ops"},
+            )
         return order_assign(order_id=order_id, driver_id=driver_id, actor=actor, now=now, reason="manual")
 
 
@@ -310,7 +324,11 @@ def order_pick_up(*, order_id: int, driver: Driver, now: datetime | None = None)
 
 def order_deliver(*, order_id: int, driver: Driver, proof_note: str = "", proof_photo_ref: str = "", now: datetime | None = None) -> Order:
     return _order_move(
-        order_id, S.DELIVERED, actor=driver_actor(driver), now=now or timezone.now(), only_driver_id=driver.pk,
+        order_id,
+        S.DELIVERED,
+        actor=driver_actor(driver),
+        now=now or timezone.now(),
+        only_driver_id=driver.pk,
         fields={"proof_note": proof_note, "proof_photo_ref": proof_photo_ref},
         data={"has_proof_photo": bool(proof_photo_ref)},
     )
@@ -319,8 +337,13 @@ def order_deliver(*, order_id: int, driver: Driver, proof_note: str = "", proof_
 def order_fail(*, order_id: int, actor: Actor, reason: str, driver: Driver | None = None, now: datetime | None = None) -> Order:
     """The delivery could not be made (customer absent, address wrong...)."""
     return _order_move(
-        order_id, S.FAILED, actor=actor, now=now or timezone.now(), only_driver_id=driver.pk if driver else None,
-        fields={"failure_reason": reason}, data={"reason": reason},
+        order_id,
+        S.FAILED,
+        actor=actor,
+        now=now or timezone.now(),
+        only_driver_id=driver.pk if driver else None,
+        fields={"failure_reason": reason},
+        data={"reason": reason},
     )
 
 
@@ -351,7 +374,9 @@ def reference_data_save(*, instance: Any, changed_fields: list[str], is_new: boo
         if is_new:
             instance.save()
         else:
-            old = type(instance).objects.filter(pk=instance.pk).values(*[f for f in changed_fields if not instance._meta.get_field(f).many_to_many]).first() or {}
+            old = (
+                type(instance).objects.filter(pk=instance.pk).values(*[f for f in changed_fields if not instance._meta.get_field(f).many_to_many]).first() or {}
+            )
             before = {k: ("***" if k in AUDIT_HIDDEN_FIELDS else v) for k, v in old.items()}
             concrete = [f for f in changed_fields if not instance._meta.get_field(f).many_to_many]
             if isinstance(instance, Driver) and "capacity" in concrete:
@@ -361,16 +386,16 @@ def reference_data_save(*, instance: Any, changed_fields: list[str], is_new: boo
                 concrete.remove("capacity")
             if concrete:
                 instance.save(update_fields=concrete)
-        after = {
-            f: ("***" if f in AUDIT_HIDDEN_FIELDS else _audit_value(instance, f))
-            for f in changed_fields
-        }
+        after = {f: ("***" if f in AUDIT_HIDDEN_FIELDS else _audit_value(instance, f)) for f in changed_fields}
         after.update(m2m_after or {})
         audit_record(
             f"{model_name}.{'created' if is_new else 'updated'}",
-            actor=actor, subject_type=model_name, subject_id=instance.pk,
+            actor=actor,
+            subject_type=model_name,
+            subject_id=instance.pk,
             driver_id=instance.pk if isinstance(instance, Driver) else None,
-            before=before or None, after=after,
+            before=before or None,
+            after=after,
         )
 
 
@@ -411,15 +436,27 @@ def driver_create(
         driver.zones.set(zones)
         token = Token.objects.create(user=user)
         audit_record(
-            "driver.created", actor=actor, subject_type="driver", subject_id=driver.pk, driver_id=driver.pk,
+            "driver.created",
+            actor=actor,
+            subject_type="driver",
+            subject_id=driver.pk,
+            driver_id=driver.pk,
             after={"name": name, "phone": phone, "capacity": capacity, "vehicle": vehicle, "zones": [z.slug for z in zones]},
         )
     return driver, token.key
 
 
 def shop_channel_register(
-    *, token: str, name: str, webhook_secret: str, pickup_lat: float, pickup_lon: float, actor: Actor,
-    pickup_address: str = "", admin_api_url: str = "", admin_api_token: str = "",
+    *,
+    token: str,
+    name: str,
+    webhook_secret: str,
+    pickup_lat: float,
+    pickup_lon: float,
+    actor: Actor,
+    pickup_address: str = "",
+    admin_api_url: str = "",
+    admin_api_token: str = "",
 ) -> tuple[ShopChannel, bool]:
     """Register a shop channel, or update it when the token is known; returns (channel, created)."""
     if not token.strip() or not name.strip():
@@ -429,15 +466,22 @@ def shop_channel_register(
     if not (-90 <= pickup_lat <= 90 and -180 <= pickup_lon <= 180):
         raise InvalidInput("the pickup must be a latitude within -90..90 and a longitude within -180..180")
     values = {
-        "name": name, "webhook_secret": webhook_secret, "pickup_lat": pickup_lat, "pickup_lon": pickup_lon,
-        "pickup_address": pickup_address, "is_active": True,
+        "name": name,
+        "webhook_secret": webhook_secret,
+        "pickup_lat": pickup_lat,
+        "pickup_lon": pickup_lon,
+        "pickup_address": pickup_address,
+        "is_active": True,
     }
     if admin_api_url:
         values.update(admin_api_url=admin_api_url, admin_api_token=admin_api_token)
     with transaction.atomic():
         channel, created = ShopChannel.objects.update_or_create(token=token, defaults=values)
         audit_record(
-            f"shopchannel.{'created' if created else 'updated'}", actor=actor, subject_type="shopchannel", subject_id=channel.pk,
+            f"shopchannel.{'created' if created else 'updated'}",
+            actor=actor,
+            subject_type="shopchannel",
+            subject_id=channel.pk,
             after={**{k: v for k, v in values.items() if k != "webhook_secret"}, "webhook_secret": "***", "token": token},
         )
     return channel, created

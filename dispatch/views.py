@@ -11,7 +11,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "home.html",
-        {"order_counts": counts, "drivers_available": Driver.objects.filter(availability=Driver.Availability.AVAILABLE).count(), "drivers_total": Driver.objects.count()},
+        {
+            "order_counts": counts,
+            "drivers_available": Driver.objects.filter(availability=Driver.Availability.AVAILABLE).count(),
+            "drivers_total": Driver.objects.count(),
+        },
     )
 
 

@@ -8,18 +8,17 @@ from django.db import transaction
 if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     raise pytest.UsageError("The tests run against PostgreSQL: use `make test` (it sets DATABASE_URL and REDIS_URL).")
 
-from django.db.backends.postgresql.operations import DatabaseOperations  # noqa: E402
+from django.db.backends.postgresql.operations import DatabaseOperations
 
 
 def _flush_past_audit_triggers(self, sql_list):  # type: ignore[no-untyped-def]
     # Transactional tests empty every table between tests with TRUNCATE, which the audit
     # table's trigger refuses (as it must in production). The test database's owner may
     # skip triggers for that one transaction; nothing else in the suite does.
-    with transaction.atomic(using=self.connection.alias, savepoint=self.connection.features.can_rollback_ddl):
-        with self.connection.cursor() as cursor:
-            cursor.execute("SET LOCAL session_replication_role = replica")
-            for sql in sql_list:
-                cursor.execute(sql)
+    with transaction.atomic(using=self.connection.alias, savepoint=self.connection.features.can_rollback_ddl), self.connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for sql in sql_list:
+            cursor.execute(sql)
 
 
 DatabaseOperations.execute_sql_flush = _flush_past_audit_triggers  # type: ignore[method-assign]

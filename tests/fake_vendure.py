@@ -37,7 +37,13 @@ class FakeVendure:
         if "addFulfillmentToOrder" in query:
             lines = variables["input"]["lines"]
             if any(line["orderLineId"] in self.fulfilled_lines for line in lines):
-                return {"addFulfillmentToOrder": {"__typename": "ItemsAlreadyFulfilledError", "errorCode": "ITEMS_ALREADY_FULFILLED_ERROR", "message": "Items already fulfilled"}}
+                return {
+                    "addFulfillmentToOrder": {
+                        "__typename": "ItemsAlreadyFulfilledError",
+                        "errorCode": "ITEMS_ALREADY_FULFILLED_ERROR",
+                        "message": "Items already fulfilled",
+                    }
+                }
             args = {a["name"]: a["value"] for a in variables["input"]["handler"]["arguments"]}
             fid = str(len(self.fulfillments) + 1)
             self.fulfillments[fid] = {"id": fid, "state": "Pending", "trackingCode": args["trackingCode"], "method": args["method"], "lines": lines}
@@ -46,7 +52,13 @@ class FakeVendure:
         if "transitionFulfillmentToState" in query:
             fulfillment = self.fulfillments.get(variables["id"])
             if fulfillment is None or variables["state"] not in ALLOWED.get(fulfillment["state"], set()):
-                return {"transitionFulfillmentToState": {"__typename": "FulfillmentStateTransitionError", "errorCode": "FULFILLMENT_STATE_TRANSITION_ERROR", "message": "Cannot transition"}}
+                return {
+                    "transitionFulfillmentToState": {
+                        "__typename": "FulfillmentStateTransitionError",
+                        "errorCode": "FULFILLMENT_STATE_TRANSITION_ERROR",
+                        "message": "Cannot transition",
+                    }
+                }
             fulfillment["state"] = variables["state"]
             return {"transitionFulfillmentToState": {"__typename": "Fulfillment", "id": fulfillment["id"], "state": fulfillment["state"]}}
         if "fulfillments" in query:

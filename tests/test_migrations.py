@@ -31,6 +31,11 @@ def test_production_settings_pass_the_deploy_check():
     import subprocess
     import sys
 
-    env = {**os.environ, "DISPATCH_ENV": "production", "DJANGO_SECRET_KEY": "x" * 60 + "production-like-secret-key", "DJANGO_ALLOWED_HOSTS": "dispatch.example.com"}
+    env = {
+        **os.environ,
+        "DISPATCH_ENV": "production",
+        "DJANGO_SECRET_KEY": "x" * 60 + "production-like-secret-key",
+        "DJANGO_ALLOWED_HOSTS": "dispatch.example.com",
+    }
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,8 +13,16 @@ from vendure.signing import sign
 
 
 def order_payload(
-    *, vendure_order_id: str, code: str, lat: float | None = 52.52, lon: float | None = 13.405, postal_code: str | None = "10115",
-    fee_minor: int = 499, currency: str = "EUR", customer: tuple[str, str] = ("Ada", "Lovelace"), items: tuple[tuple[str, int], ...] = (("Espresso beans 1 kg", 1),),
+    *,
+    vendure_order_id: str,
+    code: str,
+    lat: float | None = 52.52,
+    lon: float | None = 13.405,
+    postal_code: str | None = "10115",
+    fee_minor: int = 499,
+    currency: str = "EUR",
+    customer: tuple[str, str] = ("Ada", "Lovelace"),
+    items: tuple[tuple[str, int], ...] = (("Espresso beans 1 kg", 1),),
 ) -> dict[str, Any]:
     subtotal = 2500 * sum(q for _, q in items)
     return {
@@ -31,8 +39,15 @@ def order_payload(
         "totalWithTax": round(subtotal * 1.19) + fee_minor,
         "customer": {"firstName": customer[0], "lastName": customer[1], "emailAddress": f"{customer[0].lower()}@example.com", "phoneNumber": None},
         "shippingAddress": {
-            "fullName": " ".join(customer), "company": None, "streetLine1": "Invalidenstraße 1", "streetLine2": None,
-            "city": "Berlin", "province": None, "postalCode": postal_code, "country": "Germany", "countryCode": "DE",
+            "fullName": " ".join(customer),
+            "company": None,
+            "streetLine1": "Invalidenstraße 1",
+            "streetLine2": None,
+            "city": "Berlin",
+            "province": None,
+            "postalCode": postal_code,
+            "country": "Germany",
+            "countryCode": "DE",
             "phoneNumber": "+49 30 1234567",
             "customFields": {"latitude": lat, "longitude": lon},
         },

@@ -57,10 +57,7 @@ def intake_from_vendure(order: dict[str, Any], *, received_at: datetime) -> disp
         promised_at = parse_datetime(custom["promisedDeliveryAt"])
     if promised_at is None:
         promised_at = received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
-    lines = [
-        {"id": line["id"], "quantity": line["quantity"], "productVariant": dict(line["productVariant"])}
-        for line in order["lines"]
-    ]
+    lines = [{"id": line["id"], "quantity": line["quantity"], "productVariant": dict(line["productVariant"])} for line in order["lines"]]
     return dispatch_services.OrderIntake(
         vendure_order_id=order["id"],
         code=order["code"],
@@ -104,14 +101,21 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
         try:
             with transaction.atomic():
                 record = WebhookEvent.objects.create(
-                    channel=channel, event_id=event["id"], type=event["type"],
-                    vendure_order_id=order_data["id"], order_code=order_data["code"], created_at=event["createdAt"],
+                    channel=channel,
+                    event_id=event["id"],
+                    type=event["type"],
+                    vendure_order_id=order_data["id"],
+                    order_code=order_data["code"],
+                    created_at=event["createdAt"],
                 )
         except IntegrityError:
             return WebhookResult(outcome="duplicate_event", duplicate_event=True)
         if event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY:
             order, created = dispatch_services.order_receive(
-                channel=channel, intake=intake_from_vendure(order_data, received_at=now), actor=actor, now=now,
+                channel=channel,
+                intake=intake_from_vendure(order_data, received_at=now),
+                actor=actor,
+                now=now,
             )
             record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
             if created and _was_cancelled_before_receipt(channel, order.vendure_order_id, record.pk):
@@ -128,9 +132,7 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
 
 
 def _was_cancelled_before_receipt(channel: ShopChannel, vendure_order_id: str, this_event_pk: int) -> bool:
-    return WebhookEvent.objects.filter(
-        channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED
-    ).exclude(pk=this_event_pk).exists()
+    return WebhookEvent.objects.filter(channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED).exclude(pk=this_event_pk).exists()
 
 
 def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor: Actor, now: datetime) -> str:
@@ -138,8 +140,12 @@ def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor
     if order is None:
         # Events can arrive out of order: remember it, so the order is cancelled on arrival.
         audit_record(
-            "order.cancel_before_receipt", actor=actor, subject_type="vendure_order", subject_id=order_data["id"],
-            order_code=order_data["code"], data={"channel": channel.token},
+            "order.cancel_before_receipt",
+            actor=actor,
+            subject_type="vendure_order",
+            subject_id=order_data["id"],
+            order_code=order_data["code"],
+            data={"channel": channel.token},
         )
         return Outcome.CANCEL_BEFORE_RECEIPT
     try:
@@ -164,7 +170,17 @@ STEP_DELIVERED = "Delivered"
 
 
 def _report_audit(order: Order, kind: str, **data: Any) -> None:
-    audit_record(kind, actor=SYSTEM, subject_type="order", subject_id=order.pk, order_id=order.pk, order_code=order.code, driver_id=order.driver_id, zone_id=order.zone_id, data=data)
+    audit_record(
+        kind,
+        actor=SYSTEM,
+        subject_type="order",
+        subject_id=order.pk,
+        order_id=order.pk,
+        order_code=order.code,
+        driver_id=order.driver_id,
+        zone_id=order.zone_id,
+        data=data,
+    )
 
 
 def _client_for(channel: ShopChannel) -> VendureAdminClient | None:
@@ -204,7 +220,9 @@ def _fulfillment_ensure_created(order: Order, client: VendureAdminClient) -> Non
         report.attempts += 1
         lines = [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines if line.get("quantity")]
         try:
-            fulfillment_id = client.add_fulfillment(lines=lines, method=f"Dispatch driver: {order.driver.name if order.driver else 'unknown'}", tracking_code=order.reference)
+            fulfillment_id = client.add_fulfillment(
+                lines=lines, method=f"Dispatch driver: {order.driver.name if order.driver else 'unknown'}", tracking_code=order.reference
+            )
         except VendureRejected as exc:
             if exc.error_code != "ITEMS_ALREADY_FULFILLED_ERROR":
                 raise

@@ -5,36 +5,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurred_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('kind', models.CharField(help_text='Dotted past tense, e.g. order.assigned', max_length=64)),
-                ('actor_kind', models.CharField(choices=[('system', 'System'), ('driver', 'Driver'), ('staff', 'Staff user'), ('shop', 'Shop')], max_length=16)),
-                ('actor_id', models.CharField(blank=True, max_length=64)),
-                ('actor_label', models.CharField(blank=True, max_length=150)),
-                ('subject_type', models.CharField(max_length=32)),
-                ('subject_id', models.CharField(max_length=64)),
-                ('order_id', models.BigIntegerField(blank=True, null=True)),
-                ('order_code', models.CharField(blank=True, max_length=64)),
-                ('driver_id', models.BigIntegerField(blank=True, null=True)),
-                ('zone_id', models.BigIntegerField(blank=True, null=True)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('correlation_id', models.CharField(blank=True, max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("occurred_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("kind", models.CharField(help_text="Dotted past tense, e.g. order.assigned", max_length=64)),
+                (
+                    "actor_kind",
+                    models.CharField(choices=[("system", "System"), ("driver", "Driver"), ("staff", "Staff user"), ("shop", "Shop")], max_length=16),
+                ),
+                ("actor_id", models.CharField(blank=True, max_length=64)),
+                ("actor_label", models.CharField(blank=True, max_length=150)),
+                ("subject_type", models.CharField(max_length=32)),
+                ("subject_id", models.CharField(max_length=64)),
+                ("order_id", models.BigIntegerField(blank=True, null=True)),
+                ("order_code", models.CharField(blank=True, max_length=64)),
+                ("driver_id", models.BigIntegerField(blank=True, null=True)),
+                ("zone_id", models.BigIntegerField(blank=True, null=True)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("correlation_id", models.CharField(blank=True, max_length=64)),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
-                'indexes': [models.Index(fields=['order_id', 'occurred_at'], name='audit_order_time'), models.Index(fields=['order_code'], name='audit_order_code'), models.Index(fields=['driver_id', 'occurred_at'], name='audit_driver_time'), models.Index(fields=['correlation_id'], name='audit_correlation'), models.Index(fields=['kind', 'occurred_at'], name='audit_kind_time'), models.Index(fields=['occurred_at'], name='audit_time')],
+                "ordering": ["-occurred_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["order_id", "occurred_at"], name="audit_order_time"),
+                    models.Index(fields=["order_code"], name="audit_order_code"),
+                    models.Index(fields=["driver_id", "occurred_at"], name="audit_driver_time"),
+                    models.Index(fields=["correlation_id"], name="audit_correlation"),
+                    models.Index(fields=["kind", "occurred_at"], name="audit_kind_time"),
+                    models.Index(fields=["occurred_at"], name="audit_time"),
+                ],
             },
         ),
     ]

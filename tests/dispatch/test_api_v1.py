@@ -104,7 +104,10 @@ def test_online_offline_and_position(setup):
     assert client.post("/api/v1/me/position/", {"lat": 52.52, "lon": 13.4}, format="json").status_code == 204
     me = client.get("/api/v1/me/").json()
     assert (me["last_lat"], me["last_lon"]) == (52.52, 13.4)
-    assert list(AuditEvent.objects.filter(driver_id=driver.pk, kind__startswith="driver.").values_list("kind", flat=True).order_by("id")) == ["driver.offline", "driver.online"]
+    assert list(AuditEvent.objects.filter(driver_id=driver.pk, kind__startswith="driver.").values_list("kind", flat=True).order_by("id")) == [
+        "driver.offline",
+        "driver.online",
+    ]
 
 
 @pytest.mark.parametrize("body", [{"lat": 91, "lon": 0}, {"lat": 0, "lon": 181}, {"lat": "north", "lon": 0}, {"lon": 13.4}, {}])

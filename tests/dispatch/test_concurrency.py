@@ -79,9 +79,19 @@ def test_fifty_orders_at_once_for_five_drivers_of_capacity_two():
 def test_two_workers_racing_to_assign_one_order_to_different_drivers():
     ZoneFactory()
     channel = ShopChannelFactory()
-    order = services.order_receive(channel=channel, intake=services.OrderIntake(
-        vendure_order_id="1", code="RACE", vendure_state="PaymentSettled", currency="EUR", total_minor=1, delivery_fee_minor=1, dropoff_postal_code="10115",
-    ), actor=services.SYSTEM)[0]
+    order = services.order_receive(
+        channel=channel,
+        intake=services.OrderIntake(
+            vendure_order_id="1",
+            code="RACE",
+            vendure_state="PaymentSettled",
+            currency="EUR",
+            total_minor=1,
+            delivery_fee_minor=1,
+            dropoff_postal_code="10115",
+        ),
+        actor=services.SYSTEM,
+    )[0]
     drivers = [DriverFactory() for _ in range(8)]
     won = []
 

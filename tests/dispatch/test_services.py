@@ -51,7 +51,15 @@ def order_in(status, channel, actor):
 def _intake():
     import uuid
 
-    return services.OrderIntake(vendure_order_id=uuid.uuid4().hex, code="X", vendure_state="PaymentSettled", currency="EUR", total_minor=100, delivery_fee_minor=10, dropoff_postal_code="10115")
+    return services.OrderIntake(
+        vendure_order_id=uuid.uuid4().hex,
+        code="X",
+        vendure_state="PaymentSettled",
+        currency="EUR",
+        total_minor=100,
+        delivery_fee_minor=10,
+        dropoff_postal_code="10115",
+    )
 
 
 def do_transition(order, to, actor):
@@ -59,7 +67,11 @@ def do_transition(order, to, actor):
         spare = DriverFactory(capacity=1)
         return services.order_assign(order_id=order.pk, driver_id=spare.pk, actor=actor)
     if to == S.UNASSIGNED:
-        return services.order_unassign(order_id=order.pk, actor=actor) if order.status != S.RECEIVED else services.order_mark_unassigned(order_id=order.pk, reason="test")
+        return (
+            services.order_unassign(order_id=order.pk, actor=actor)
+            if order.status != S.RECEIVED
+            else services.order_mark_unassigned(order_id=order.pk, reason="test")
+        )
     if to == S.PICKED_UP:
         return services.order_pick_up(order_id=order.pk, driver=order.driver or DriverFactory())
     if to == S.DELIVERED:

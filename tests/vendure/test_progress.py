@@ -54,7 +54,9 @@ def test_pickup_and_delivery_are_reported_as_a_fulfillment(shop, assigned, djang
     assert shop.fulfillments["1"]["state"] == "Delivered"
     assert len(shop.mutations("addFulfillmentToOrder")) == 1
     assert list(AuditEvent.objects.filter(kind__startswith="vendure.").order_by("id").values_list("kind", flat=True)) == [
-        "vendure.fulfillment_created", "vendure.shipped_reported", "vendure.delivered_reported",
+        "vendure.fulfillment_created",
+        "vendure.shipped_reported",
+        "vendure.delivered_reported",
     ]
 
 
@@ -83,7 +85,18 @@ def test_a_creation_whose_answer_was_lost_is_adopted_not_repeated(shop, assigned
     order, driver = assigned
     services.order_pick_up(order_id=order.pk, driver=driver)
     # the shop made the fulfillment but our record of it was lost (worker died before commit)
-    shop._answer({"query": "addFulfillmentToOrder", "variables": {"input": {"lines": [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines], "handler": {"arguments": [{"name": "method", "value": "x"}, {"name": "trackingCode", "value": order.reference}]}}}}, {})
+    shop._answer(
+        {
+            "query": "addFulfillmentToOrder",
+            "variables": {
+                "input": {
+                    "lines": [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines],
+                    "handler": {"arguments": [{"name": "method", "value": "x"}, {"name": "trackingCode", "value": order.reference}]},
+                }
+            },
+        },
+        {},
+    )
     fulfillment_report(order_id=order.pk, step=STEP_SHIPPED)
     assert FulfillmentReport.objects.get(order=order).fulfillment_id == "1"
     assert len(shop.fulfillments) == 1 and shop.fulfillments["1"]["state"] == "Shipped"

@@ -131,8 +131,20 @@ def _with(event, value, *path):
 
 @pytest.mark.parametrize(
     "path",
-    [("id",), ("order",), ("createdAt",), ("order", "id"), ("order", "code"), ("order", "shippingWithTax"), ("order", "totalWithTax"),
-     ("order", "customer"), ("order", "shippingAddress"), ("order", "lines"), ("order", "shippingAddress", "streetLine1"), ("order", "currencyCode")],
+    [
+        ("id",),
+        ("order",),
+        ("createdAt",),
+        ("order", "id"),
+        ("order", "code"),
+        ("order", "shippingWithTax"),
+        ("order", "totalWithTax"),
+        ("order", "customer"),
+        ("order", "shippingAddress"),
+        ("order", "lines"),
+        ("order", "shippingAddress", "streetLine1"),
+        ("order", "currencyCode"),
+    ],
 )
 def test_missing_fields_get_400_naming_the_field(client, channel, path):
     response = post_webhook(client, channel, _without(ready_event(), *path))
@@ -143,9 +155,19 @@ def test_missing_fields_get_400_naming_the_field(client, channel, path):
 
 @pytest.mark.parametrize(
     "value, path",
-    [(42, ("order", "id")), ("599", ("order", "shippingWithTax")), (5.5, ("order", "totalWithTax")), (True, ("order", "shippingWithTax")),
-     ("52.5", ("order", "shippingAddress", "customFields", "latitude")), ("two", ("order", "lines", 0, "quantity")),
-     ("yesterday", ("createdAt",)), ([], ("order",)), (123, ("id",)), (-5, ("order", "shippingWithTax")), (95.0, ("order", "shippingAddress", "customFields", "latitude"))],
+    [
+        (42, ("order", "id")),
+        ("599", ("order", "shippingWithTax")),
+        (5.5, ("order", "totalWithTax")),
+        (True, ("order", "shippingWithTax")),
+        ("52.5", ("order", "shippingAddress", "customFields", "latitude")),
+        ("two", ("order", "lines", 0, "quantity")),
+        ("yesterday", ("createdAt",)),
+        ([], ("order",)),
+        (123, ("id",)),
+        (-5, ("order", "shippingWithTax")),
+        (95.0, ("order", "shippingAddress", "customFields", "latitude")),
+    ],
 )
 def test_wrongly_typed_fields_get_400(client, channel, value, path):
     response = post_webhook(client, channel, _with(ready_event(), value, *path))

@@ -5,43 +5,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('dispatch', '0001_initial'),
+        ("dispatch", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FulfillmentReport',
+            name="FulfillmentReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('fulfillment_id', models.CharField(blank=True, help_text='Vendure Fulfillment id', max_length=64)),
-                ('shipped_reported_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_reported_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='fulfillment_report', to='dispatch.order')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("fulfillment_id", models.CharField(blank=True, help_text="Vendure Fulfillment id", max_length=64)),
+                ("shipped_reported_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_reported_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("order", models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name="fulfillment_report", to="dispatch.order")),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=128)),
-                ('type', models.CharField(choices=[('order.ready_for_delivery', 'Order ready for delivery'), ('order.cancelled', 'Order cancelled')], max_length=32)),
-                ('vendure_order_id', models.CharField(max_length=64)),
-                ('order_code', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(help_text='createdAt, as the shop stamped it')),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('outcome', models.CharField(blank=True, choices=[('order_created', 'Order created'), ('duplicate_order', 'Order already known (new event id)'), ('order_cancelled', 'Order cancelled'), ('cancel_before_receipt', 'Cancellation of an order not received yet'), ('already_finished', 'Order already finished')], max_length=32)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='webhook_events', to='dispatch.shopchannel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=128)),
+                (
+                    "type",
+                    models.CharField(choices=[("order.ready_for_delivery", "Order ready for delivery"), ("order.cancelled", "Order cancelled")], max_length=32),
+                ),
+                ("vendure_order_id", models.CharField(max_length=64)),
+                ("order_code", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(help_text="createdAt, as the shop stamped it")),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("order_created", "Order created"),
+                            ("duplicate_order", "Order already known (new event id)"),
+                            ("order_cancelled", "Order cancelled"),
+                            ("cancel_before_receipt", "Cancellation of an order not received yet"),
+                            ("already_finished", "Order already finished"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("channel", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="webhook_events", to="dispatch.shopchannel")),
             ],
             options={
-                'ordering': ['-received_at'],
-                'indexes': [models.Index(fields=['channel', 'vendure_order_id', 'type'], name='webhook_order_type')],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'event_id'), name='webhook_event_once')],
+                "ordering": ["-received_at"],
+                "indexes": [models.Index(fields=["channel", "vendure_order_id", "type"], name="webhook_order_type")],
+                "constraints": [models.UniqueConstraint(fields=("channel", "event_id"), name="webhook_event_once")],
             },
         ),
     ]

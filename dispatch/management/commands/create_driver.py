@@ -22,8 +22,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             driver, token = driver_create(
-                name=options["name"], phone=options["phone"], zone_slugs=options["zone"], capacity=options["capacity"],
-                vehicle=options["vehicle"], username=options["username"], actor=Actor.system("manage.py create_driver"),
+                name=options["name"],
+                phone=options["phone"],
+                zone_slugs=options["zone"],
+                capacity=options["capacity"],
+                vehicle=options["vehicle"],
+                username=options["username"],
+                actor=Actor.system("manage.py create_driver"),
             )
         except DispatchError as exc:
             raise CommandError(exc.message) from exc

@@ -31,8 +31,14 @@ class Command(BaseCommand):
         lat, lon = lat_lon(options["pickup"])
         try:
             channel, created = shop_channel_register(
-                token=options["token"], name=options["name"], webhook_secret=options["secret"], pickup_lat=lat, pickup_lon=lon,
-                pickup_address=options["pickup_address"], admin_api_url=options["admin_api_url"], admin_api_token=options["admin_api_token"],
+                token=options["token"],
+                name=options["name"],
+                webhook_secret=options["secret"],
+                pickup_lat=lat,
+                pickup_lon=lon,
+                pickup_address=options["pickup_address"],
+                admin_api_url=options["admin_api_url"],
+                admin_api_token=options["admin_api_token"],
                 actor=Actor.system("manage.py create_shop_channel"),
             )
         except DispatchError as exc:

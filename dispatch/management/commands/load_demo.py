@@ -36,9 +36,26 @@ ZONES: list[dict[str, Any]] = [
 ]
 
 DRIVER_NAMES = [
-    "Amira Haddad", "Ben Krüger", "Chiara Rossi", "Deniz Yılmaz", "Elif Demir", "Felix Wagner", "Greta Nowak",
-    "Hugo Martin", "Ines Costa", "Jonas Becker", "Kofi Mensah", "Lena Fischer", "Mateo García", "Nora Lindqvist",
-    "Omar Farouk", "Paula Schmidt", "Quentin Dubois", "Rosa Weber", "Samir Aziz", "Tara Novak",
+    "Amira Haddad",
+    "Ben Krüger",
+    "Chiara Rossi",
+    "Deniz Yılmaz",
+    "Elif Demir",
+    "Felix Wagner",
+    "Greta Nowak",
+    "Hugo Martin",
+    "Ines Costa",
+    "Jonas Becker",
+    "Kofi Mensah",
+    "Lena Fischer",
+    "Mateo García",
+    "Nora Lindqvist",
+    "Omar Farouk",
+    "Paula Schmidt",
+    "Quentin Dubois",
+    "Rosa Weber",
+    "Samir Aziz",
+    "Tara Novak",
 ]
 
 
@@ -74,10 +91,19 @@ class Command(BaseCommand):
         return zones
 
     def _shop(self) -> ShopChannel:
-        channel, _ = services.shop_channel_register(
-            token=SHOP_TOKEN, name="Demo Coffee Roasters", webhook_secret=SHOP_SECRET, pickup_lat=PICKUP[0], pickup_lon=PICKUP[1],
-            pickup_address="Demo Coffee Roasters, Pariser Platz 1, 10117 Berlin", actor=DEMO,
-        ) if not ShopChannel.objects.filter(token=SHOP_TOKEN).exists() else (ShopChannel.objects.get(token=SHOP_TOKEN), False)
+        channel, _ = (
+            services.shop_channel_register(
+                token=SHOP_TOKEN,
+                name="Demo Coffee Roasters",
+                webhook_secret=SHOP_SECRET,
+                pickup_lat=PICKUP[0],
+                pickup_lon=PICKUP[1],
+                pickup_address="Demo Coffee Roasters, Pariser Platz 1, 10117 Berlin",
+                actor=DEMO,
+            )
+            if not ShopChannel.objects.filter(token=SHOP_TOKEN).exists()
+            else (ShopChannel.objects.get(token=SHOP_TOKEN), False)
+        )
         return channel
 
     def _staff_user(self, name: str, known_password: str | None) -> str:
@@ -100,7 +126,11 @@ class Command(BaseCommand):
                 zone = city_zones[n % len(city_zones)]
                 slugs = [zone.slug] + (["spandau"] if n >= 16 else [])  # Spandau only has offline drivers
                 driver, token = services.driver_create(
-                    name=name, phone=phone, zone_slugs=slugs, capacity=1 + n % 3, actor=DEMO,
+                    name=name,
+                    phone=phone,
+                    zone_slugs=slugs,
+                    capacity=1 + n % 3,
+                    actor=DEMO,
                     vehicle=[Driver.Vehicle.BICYCLE, Driver.Vehicle.SCOOTER, Driver.Vehicle.CAR][n % 3],
                 )
                 if n < 16:  # the last four stay offline
@@ -115,9 +145,14 @@ class Command(BaseCommand):
 
     def _orders(self, channel: ShopChannel, zones: dict[str, Zone], rng: random.Random) -> None:
         plan = [
-            ("DEMO-1001", "mitte", "delivered"), ("DEMO-1002", "mitte", "picked_up"), ("DEMO-1003", "kreuzberg", "assigned"),
-            ("DEMO-1004", "kreuzberg", "delivered"), ("DEMO-1005", "prenzlauer-berg", "picked_up"), ("DEMO-1006", "mitte", "cancelled"),
-            ("DEMO-1007", "spandau", "unassigned"), ("DEMO-1008", "prenzlauer-berg", "failed"),
+            ("DEMO-1001", "mitte", "delivered"),
+            ("DEMO-1002", "mitte", "picked_up"),
+            ("DEMO-1003", "kreuzberg", "assigned"),
+            ("DEMO-1004", "kreuzberg", "delivered"),
+            ("DEMO-1005", "prenzlauer-berg", "picked_up"),
+            ("DEMO-1006", "mitte", "cancelled"),
+            ("DEMO-1007", "spandau", "unassigned"),
+            ("DEMO-1008", "prenzlauer-berg", "failed"),
         ]
         for number, (code, slug, target) in enumerate(plan, start=1):
             if Order.objects.filter(channel=channel, code=code).exists():
@@ -125,11 +160,15 @@ class Command(BaseCommand):
             spec = next(s for s in ZONES if s["slug"] == slug)
             south, west, north, east = spec["box"]
             order = sample_payloads.order_payload(
-                vendure_order_id=str(9000 + number), code=code, lat=rng.uniform(south, north), lon=rng.uniform(west, east),
-                postal_code=spec["prefixes"][0] + "15", fee_minor=rng.choice([399, 499, 599]),
+                vendure_order_id=str(9000 + number),
+                code=code,
+                lat=rng.uniform(south, north),
+                lon=rng.uniform(west, east),
+                postal_code=spec["prefixes"][0] + "15",
+                fee_minor=rng.choice([399, 499, 599]),
             )
-            result = webhook_receive(channel=channel, payload=sample_payloads.event("order.ready_for_delivery", order))
-            self._advance(Order.objects.get(pk=result.order_id), target)
+            webhook_receive(channel=channel, payload=sample_payloads.event("order.ready_for_delivery", order))
+            self._advance(Order.objects.get(channel=channel, code=code), target)
 
     def _advance(self, order: Order, target: str) -> None:
         if target == "cancelled":

@@ -38,8 +38,14 @@ class Command(BaseCommand):
         from dispatch.celery import app
 
         worker = WorkController(
-            app=app, pool="solo", concurrency=1, hostname="embedded@localhost",
-            without_heartbeat=True, without_mingle=True, without_gossip=True, loglevel="WARNING",
+            app=app,
+            pool="solo",
+            concurrency=1,
+            hostname="embedded@localhost",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="WARNING",
         )
         threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
         beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
@@ -59,7 +65,7 @@ class Command(BaseCommand):
             "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
         }
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603 (our own fixed commands)
         self.stdout.write(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
         stopping = False
 
