@@ -5,13 +5,14 @@ nor REDIS_URL set the service runs on its embedded default: SQLite, an in-proces
 layer and an in-process Celery broker (see `manage.py run_embedded`).
 """
 
+import os
 from pathlib import Path
 
 import environ
 from django_guid.integrations import CeleryIntegration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+VAR_DIR = Path(os.environ.get("DISPATCH_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
 
