@@ -8,11 +8,28 @@ from audit.models import AuditEvent
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["occurred_at", "kind", "actor_kind", "actor_label", "subject_type", "subject_id", "order_code", "before", "after", "correlation_id"]
+    list_display = ["occurred_at", "kind", "actor", "subject", "order_code", "change", "correlation_id"]
     list_filter = ["kind", "actor_kind", "subject_type"]
     search_fields = ["order_code", "correlation_id", "subject_id", "actor_label", "=order_id", "=driver_id"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
+
+    @admin.display(description="Actor", ordering="actor_label")
+    def actor(self, event: AuditEvent) -> str:
+        return f"{event.get_actor_kind_display()}: {event.actor_label}" if event.actor_label else event.get_actor_kind_display()
+
+    @admin.display(description="Subject")
+    def subject(self, event: AuditEvent) -> str:
+        return f"{event.subject_type} {event.subject_id}"
+
+    @admin.display(description="Before → after")
+    def change(self, event: AuditEvent) -> str:
+        def brief(state: object) -> str:
+            if isinstance(state, dict):
+                return ", ".join(f"{k}={v}" for k, v in state.items())
+            return "" if state is None else str(state)
+
+        return f"{brief(event.before) or '—'} → {brief(event.after) or '—'}"
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         queryset = super().get_queryset(request)

@@ -17,6 +17,11 @@ from dispatch.errors import DispatchError
 from dispatch.models import Driver, Order, ShopChannel, Zone
 
 
+admin.site.site_header = "Dispatch ops console"
+admin.site.site_title = "Dispatch ops"
+admin.site.index_title = "Zones, drivers, orders and the audit trail"
+
+
 class ServiceSavedAdmin(admin.ModelAdmin):
     """Saves through `reference_data_save`, so each edit is audited with the staff user."""
 

@@ -40,3 +40,19 @@ def actor():
     from audit.actors import Actor
 
     return Actor.system("test")
+
+
+@pytest.fixture
+def staff_groups(db):
+    """The ops and support groups, made by the data migration's own code.
+
+    Transactional tests empty every table afterwards, data migrations' rows included, so
+    tests that need the groups ask for them rather than trusting they survived.
+    """
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if Group.objects.filter(name__in=["ops", "support"]).count() < 2:
+        importlib.import_module("dispatch.migrations.0002_staff_groups").create_groups(apps, None)
