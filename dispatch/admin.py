@@ -16,7 +16,6 @@ from dispatch import services
 from dispatch.errors import DispatchError
 from dispatch.models import Driver, Order, ShopChannel, Zone
 
-
 admin.site.site_header = "Dispatch ops console"
 admin.site.site_title = "Dispatch ops"
 admin.site.index_title = "Zones, drivers, orders and the audit trail"

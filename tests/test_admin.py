@@ -29,7 +29,9 @@ def test_ops_assigns_a_waiting_order_to_a_chosen_driver(client, waiting_order):
     client.force_login(ops)
     page = client.post("/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk]})
     assert page.status_code == 200 and b"Assign orders to a driver" in page.content
-    done = client.post("/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": driver.pk, "apply": "1"}, follow=True)
+    done = client.post(
+        "/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": driver.pk, "apply": "1"}, follow=True
+    )
     assert b"1 order(s) assigned" in done.content
     waiting_order.refresh_from_db()
     assert (waiting_order.status, waiting_order.driver) == (Order.Status.ASSIGNED, driver)
@@ -56,7 +58,9 @@ def test_a_refused_action_shows_the_reason_and_changes_nothing(client, waiting_o
     full = DriverFactory(capacity=1)
     Driver.objects.filter(pk=full.pk).update(active_order_count=1)
     client.force_login(staff("ops"))
-    page = client.post("/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": full.pk, "apply": "1"}, follow=True)
+    page = client.post(
+        "/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": full.pk, "apply": "1"}, follow=True
+    )
     assert b"has no free capacity" in page.content
     assert Order.objects.get(pk=waiting_order.pk).status == Order.Status.UNASSIGNED
 
@@ -65,7 +69,10 @@ def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
     zone = ZoneFactory()
     ops = staff("ops")
     client.force_login(ops)
-    response = client.post(f"/admin/dispatch/zone/{zone.pk}/change/", {"name": "Mitte Nord", "slug": "mitte", "area": "", "postal_code_prefixes": '["101", "102"]', "is_active": "on"})
+    response = client.post(
+        f"/admin/dispatch/zone/{zone.pk}/change/",
+        {"name": "Mitte Nord", "slug": "mitte", "area": "", "postal_code_prefixes": '["101", "102"]', "is_active": "on"},
+    )
     assert response.status_code == 302, response.content
     zone.refresh_from_db()
     assert zone.postal_code_prefixes == ["101", "102"]
@@ -76,7 +83,10 @@ def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
 def test_a_zone_with_a_broken_polygon_is_refused(client):
     zone = ZoneFactory()
     client.force_login(staff("ops"))
-    response = client.post(f"/admin/dispatch/zone/{zone.pk}/change/", {"name": "Mitte", "slug": "mitte", "area": '{"type": "Point", "coordinates": [1, 2]}', "postal_code_prefixes": "[]"})
+    response = client.post(
+        f"/admin/dispatch/zone/{zone.pk}/change/",
+        {"name": "Mitte", "slug": "mitte", "area": '{"type": "Point", "coordinates": [1, 2]}', "postal_code_prefixes": "[]"},
+    )
     assert response.status_code == 200 and b"Polygon or MultiPolygon" in response.content
     assert Zone.objects.get(pk=zone.pk).area is not None
     assert not AuditEvent.objects.filter(kind="zone.updated").exists()

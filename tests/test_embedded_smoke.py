@@ -61,9 +61,7 @@ def test_embedded_default_takes_a_webhook_assigns_and_runs_the_sweep(embedded_se
         assert status == "assigned" and driver_id is not None
         # the demo's Spandau order waits: only offline drivers serve Spandau
         assert db.execute("SELECT status FROM dispatch_order WHERE code = 'DEMO-1007'").fetchone() == ("unassigned",)
-        [token] = db.execute(
-            "SELECT t.key FROM authtoken_token t JOIN dispatch_driver d ON d.user_id = t.user_id WHERE d.phone = '+49 151 0000016'"
-        ).fetchone()
+        [token] = db.execute("SELECT t.key FROM authtoken_token t JOIN dispatch_driver d ON d.user_id = t.user_id WHERE d.phone = '+49 151 0000016'").fetchone()
     # when a Spandau driver comes online, the worker and beat in the same process assign it
     auth = {"Authorization": f"Token {token}"}
     assert httpx.post(f"{base}/api/v1/me/online/", headers=auth, timeout=10).json()["availability"] == "available"
