@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from availability import services
 from dispatch.api import DriverAPIView, errors
 from dispatch.models import Driver
+from dispatch.serializer_fields import StrictFloatField
 from dispatch.services import driver_actor
 
 
@@ -18,8 +19,8 @@ class DriverV1Serializer(serializers.ModelSerializer):
 
 
 class PositionSerializer(serializers.Serializer):
-    lat = serializers.FloatField(min_value=-90, max_value=90)
-    lon = serializers.FloatField(min_value=-180, max_value=180)
+    lat = StrictFloatField(min_value=-90, max_value=90)
+    lon = StrictFloatField(min_value=-180, max_value=180)
     recorded_at = serializers.DateTimeField(required=False, help_text="When the phone took the fix; defaults to now")
 
 

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from dispatch import selectors, services
 from dispatch.errors import NotFound
 from dispatch.models import Driver, Order
+from dispatch.serializer_fields import StrictCharField
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -90,12 +91,12 @@ class OrderV1Serializer(serializers.ModelSerializer):
 
 
 class DeliveredSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
-    photo_ref = serializers.CharField(required=False, allow_blank=True, max_length=500, default="", help_text="Reference of an uploaded proof photo")
+    note = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
+    photo_ref = StrictCharField(required=False, allow_blank=True, max_length=500, default="", help_text="Reference of an uploaded proof photo")
 
 
 class FailedSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=255)
+    reason = StrictCharField(max_length=255)
 
 
 def _own_order(driver: Driver, order_id: int) -> Order:

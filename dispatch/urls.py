@@ -19,6 +19,8 @@ api_v1 = [
     path("me/position/", availability_api.PositionView.as_view(), name="v1-me-position"),
 ]
 
+handler404 = "dispatch.views.not_found"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),

@@ -19,5 +19,12 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """API clients get the API's error shape for unknown paths; people get a page."""
+    if request.path.startswith(("/api/", "/webhooks/")):
+        return JsonResponse({"code": "not_found", "message": f"No such endpoint: {request.path}", "detail": {}}, status=404)
+    return render(request, "404.html", {"path": request.path}, status=404)
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
