@@ -53,7 +53,9 @@ def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: dat
             zones=zone,
             availability=Driver.Availability.AVAILABLE,
             active_order_count__lt=F("capacity"),
-        ).order_by(F("idle_since").asc(nulls_first=True), "pk")
+        )
+        .only("pk", "idle_since", "last_lat", "last_lon", "last_position_at")
+        .order_by(F("idle_since").asc(nulls_first=True), "pk")
     )
 
     def rank(driver: Driver) -> tuple[int, float, int]:

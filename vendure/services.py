@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -96,7 +96,8 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
     event = serializer.validated_data
     order_data = event["order"]
     actor = shop_actor(channel)
-    created_order: Order | None = None
+    # One transaction for the event, the order and its assignment: one commit per webhook,
+    # and a failure anywhere leaves nothing behind for Vendure's retry to trip over.
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -121,13 +122,11 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
             if created and _was_cancelled_before_receipt(channel, order.vendure_order_id, record.pk):
                 dispatch_services.order_cancel(order_id=order.pk, actor=actor, reason="cancelled by the shop before it was received", now=now)
             elif created:
-                created_order = order
+                dispatch_services.order_dispatch(order_id=order.pk, now=now)
         else:
             record.outcome = _cancel_from_shop(channel, order_data, actor=actor, now=now)
             order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()  # type: ignore[assignment]
         record.save(update_fields=["outcome"])
-    if created_order is not None:
-        _dispatch_new_order(created_order.pk)
     return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None)
 
 
@@ -153,14 +152,6 @@ def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor
     except IllegalTransition:
         return Outcome.ALREADY_FINISHED
     return Outcome.ORDER_CANCELLED
-
-
-def _dispatch_new_order(order_id: int) -> None:
-    try:
-        dispatch_services.order_dispatch(order_id=order_id)
-    except DatabaseError:
-        # The order is stored and waiting; the assignment sweep picks it up.
-        logger.exception("assigning order %s right after intake failed; the sweep will retry", order_id)
 
 
 # --- Progress back to the shop ------------------------------------------------------------
