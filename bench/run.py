@@ -170,10 +170,8 @@ def main() -> None:
         print(f"{name:<10}{row['requests']:>10}{row['per_second']:>10.1f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
     ratio = report["ratio"]
     print(
-        print(
-            f"intake/bare: throughput x{ratio['throughput_intake_over_bare']:.2f}, "
-            f"p50 x{ratio['p50_intake_over_bare']:.2f}, p99 x{ratio['p99_intake_over_bare']:.2f}; errors {errors}"
-        )
+        f"intake/bare: throughput x{ratio['throughput_intake_over_bare']:.2f}, "
+        f"p50 x{ratio['p50_intake_over_bare']:.2f}, p99 x{ratio['p99_intake_over_bare']:.2f}; errors {errors}"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "intake.json").write_text(json.dumps(report, indent=2) + "\n")
