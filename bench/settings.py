@@ -3,4 +3,4 @@
 from dispatch.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
