@@ -71,7 +71,10 @@ class OrderIntake:
     promised_at: datetime | None = None
 
 
-def _order_audit(order: Order, kind: str, *, actor: Actor, before: dict[str, Any] | None, after: dict[str, Any] | None, **data: Any) -> None:
+def order_audit_record(
+    order: Order, kind: str, *, actor: Actor, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, **data: Any
+) -> None:
+    """An audit event about an order, filed under its id, code, zone and driver for search."""
     audit_record(
         kind,
         actor=actor,
@@ -79,7 +82,7 @@ def _order_audit(order: Order, kind: str, *, actor: Actor, before: dict[str, Any
         subject_id=order.pk,
         order_id=order.pk,
         order_code=order.code,
-        driver_id=(after or {}).get("driver") or (before or {}).get("driver"),
+        driver_id=(after or {}).get("driver") or (before or {}).get("driver") or order.driver_id,
         zone_id=order.zone_id,
         before=before,
         after=after,
@@ -150,7 +153,7 @@ def _order_move(
         if driver_id is not None and status in Order.ACTIVE_STATUSES and to not in Order.ACTIVE_STATUSES:
             _release_capacity(driver_id, now)
         order = Order.objects.get(pk=order_id)
-        _order_audit(
+        order_audit_record(
             order,
             kind or f"order.{to}",
             actor=actor,
@@ -184,7 +187,7 @@ def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, no
                 received_at=now,
                 **intake.__dict__,
             )
-            _order_audit(
+            order_audit_record(
                 order,
                 "order.received",
                 actor=actor,
@@ -219,7 +222,7 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
             raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
         _take_capacity(driver_id, now)  # raising here rolls the order back too
         order = Order.objects.get(pk=order_id)
-        _order_audit(
+        order_audit_record(
             order,
             "order.assigned",
             actor=actor,

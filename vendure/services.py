@@ -160,20 +160,6 @@ STEP_SHIPPED = "Shipped"
 STEP_DELIVERED = "Delivered"
 
 
-def _report_audit(order: Order, kind: str, **data: Any) -> None:
-    audit_record(
-        kind,
-        actor=SYSTEM,
-        subject_type="order",
-        subject_id=order.pk,
-        order_id=order.pk,
-        order_code=order.code,
-        driver_id=order.driver_id,
-        zone_id=order.zone_id,
-        data=data,
-    )
-
-
 def _client_for(channel: ShopChannel) -> VendureAdminClient | None:
     if not channel.admin_api_url or not channel.admin_api_token:
         return None
@@ -193,7 +179,9 @@ def fulfillment_report(*, order_id: int, step: str) -> str:
     client = _client_for(order.channel)
     if client is None:
         with transaction.atomic():
-            _report_audit(order, "vendure.report_skipped", step=step, reason="the shop channel has no Admin API configured")
+            dispatch_services.order_audit_record(
+                order, actor=SYSTEM, kind="vendure.report_skipped", step=step, reason="the shop channel has no Admin API configured"
+            )
         return "skipped"
     FulfillmentReport.objects.get_or_create(order=order)
     _fulfillment_ensure_created(order, client)
@@ -225,7 +213,9 @@ def _fulfillment_ensure_created(order: Order, client: VendureAdminClient) -> Non
         report.fulfillment_id = fulfillment_id
         report.last_error = ""
         report.save(update_fields=["fulfillment_id", "attempts", "last_error"])
-        _report_audit(order, "vendure.fulfillment_created", fulfillment_id=fulfillment_id, tracking_code=order.reference)
+        dispatch_services.order_audit_record(
+            order, actor=SYSTEM, kind="vendure.fulfillment_created", fulfillment_id=fulfillment_id, tracking_code=order.reference
+        )
 
 
 def _fulfillment_ensure_state(order: Order, client: VendureAdminClient, state: str) -> None:
@@ -239,7 +229,7 @@ def _fulfillment_ensure_state(order: Order, client: VendureAdminClient, state: s
         setattr(report, field, timezone.now())
         report.last_error = ""
         report.save(update_fields=[field, "attempts", "last_error"])
-        _report_audit(order, f"vendure.{state.lower()}_reported", fulfillment_id=report.fulfillment_id)
+        dispatch_services.order_audit_record(order, actor=SYSTEM, kind=f"vendure.{state.lower()}_reported", fulfillment_id=report.fulfillment_id)
 
 
 def fulfillment_report_failed(*, order_id: int, step: str, error: str) -> None:
@@ -248,4 +238,4 @@ def fulfillment_report_failed(*, order_id: int, step: str, error: str) -> None:
     with transaction.atomic():
         FulfillmentReport.objects.get_or_create(order=order)
         FulfillmentReport.objects.filter(order=order).update(last_error=error[:500])
-        _report_audit(order, "vendure.report_failed", step=step, error=error[:500])
+        dispatch_services.order_audit_record(order, actor=SYSTEM, kind="vendure.report_failed", step=step, error=error[:500])

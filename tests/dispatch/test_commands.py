@@ -70,4 +70,4 @@ def test_load_demo_twice_duplicates_nothing(settings, tmp_path, capsys, staff_gr
     assert Zone.objects.count() == 4 and Order.objects.count() == 8
     assert len(set(Order.objects.values_list("status", flat=True))) >= 5
     # the same passwords are printed again, and they work
-    assert [l for l in first.splitlines() if "ops user" in l] == [l for l in second.splitlines() if "ops user" in l]
+    assert [line for line in first.splitlines() if "ops user" in line] == [line for line in second.splitlines() if "ops user" in line]
