@@ -45,6 +45,8 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _error(400, "invalid_json", f"The body is not JSON: {exc}")
+    except RecursionError:
+        return _error(400, "invalid_json", "The body is nested too deeply.")
     try:
         result = services.webhook_receive(channel=channel, payload=payload)
     except InvalidInput as exc:

@@ -129,3 +129,10 @@ def test_the_served_v1_schema_matches_the_committed_one(client):
     served = yaml.safe_load(client.get("/api/schema/").content)
     committed = yaml.safe_load(SCHEMA_FILE.read_text())
     assert served == committed
+
+
+def test_a_deeply_nested_body_gets_400_not_500(setup):
+    _, order, client, _ = setup
+    response = client.post(f"/api/v1/orders/{order.pk}/failed/", data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert Order.objects.get(pk=order.pk).status == Order.Status.ASSIGNED

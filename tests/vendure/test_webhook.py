@@ -279,3 +279,17 @@ def test_the_same_webhook_ten_times_concurrently_makes_one_order_one_assignment(
     assert AuditEvent.objects.filter(kind="order.received").count() == 1
     assert AuditEvent.objects.filter(kind="order.assigned").count() == 1
     assert WebhookEvent.objects.count() == 1
+
+
+def test_a_deeply_nested_body_gets_400_not_500(client, channel):
+    response = post_webhook(client, channel, b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400 and nothing_stored()
+
+
+@pytest.mark.parametrize("request_id", ["x" * 65, "has spaces in it", "semi;colon", "ü-nicode"])
+def test_an_unusable_request_id_is_replaced_by_a_fresh_one(client, channel, request_id):
+    response = post_webhook(client, channel, ready_event(), headers={"X-Request-ID": request_id})
+    assert response.status_code == 200
+    made = response["X-Request-ID"]
+    assert made != request_id and len(made) <= 64
+    assert set(AuditEvent.objects.values_list("correlation_id", flat=True)) == {made}
