@@ -1,5 +1,6 @@
 """The API's JSON parser: DRF's, with pathological nesting answered as a 400."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import parsers
@@ -7,7 +8,7 @@ from rest_framework.exceptions import ParseError
 
 
 class JSONParser(parsers.JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
