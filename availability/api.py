@@ -1,5 +1,7 @@
 """Driver API v1: the driver's own availability and position."""
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,7 +14,19 @@ from dispatch.serializer_fields import StrictFloatField
 from dispatch.services import driver_actor
 
 
+class V1AvailabilityField(serializers.ChoiceField):
+    """v1 knows only offline and available. A break (v2) takes no orders, so v1 sees offline."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=[("offline", "Offline"), ("available", "Available")], required=False, **kwargs)
+
+    def to_representation(self, value: str) -> str:
+        return "available" if value == Driver.Availability.AVAILABLE else "offline"
+
+
 class DriverV1Serializer(serializers.ModelSerializer):
+    availability = V1AvailabilityField()
+
     class Meta:
         model = Driver
         fields = ["id", "name", "phone", "vehicle", "capacity", "active_order_count", "availability", "last_lat", "last_lon", "last_position_at"]

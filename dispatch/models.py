@@ -35,6 +35,12 @@ class Zone(models.Model):
     slug = models.SlugField(unique=True)
     area = models.JSONField(null=True, blank=True, validators=[validate_area], help_text="GeoJSON Polygon or MultiPolygon (longitude, latitude)")
     postal_code_prefixes = models.JSONField(default=list, blank=True, validators=[validate_postal_prefixes])
+    offer_timeout_s = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(5), MaxValueValidator(600)], help_text="How long a driver has to answer an offer"
+    )
+    offer_fanout = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="Drivers offered an order at once; the first to accept wins"
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -90,6 +96,7 @@ class Driver(models.Model):
     class Availability(models.TextChoices):
         OFFLINE = "offline", "Offline"
         AVAILABLE = "available", "Available"
+        ON_BREAK = "on_break", "On a break"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="driver")
     name = models.CharField(max_length=150)
@@ -106,6 +113,13 @@ class Driver(models.Model):
     last_lat = models.FloatField(null=True, blank=True, validators=LATITUDE, editable=False)
     last_lon = models.FloatField(null=True, blank=True, validators=LONGITUDE, editable=False)
     last_position_at = models.DateTimeField(null=True, blank=True, editable=False)
+    break_ends_at = models.DateTimeField(null=True, blank=True, editable=False)
+    live_sockets = models.PositiveSmallIntegerField(default=0, editable=False, help_text="Open v2 sockets")
+    socket_seen_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last frame or heartbeat on a socket")
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    push_subscription = models.JSONField(null=True, blank=True, help_text="Web Push subscription of the driver's app")
+    app_version = models.CharField(max_length=32, blank=True, editable=False, help_text="Last X-App-Version the driver's app sent")
+    v2_connected_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last time the app opened the v2 socket")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -114,7 +128,12 @@ class Driver(models.Model):
             models.CheckConstraint(condition=Q(active_order_count__lte=F("capacity")), name="driver_within_capacity"),
             models.CheckConstraint(condition=Q(capacity__gte=1), name="driver_capacity_positive"),
         ]
-        indexes = [models.Index(fields=["availability", "idle_since"], name="driver_available_idle")]
+        indexes = [
+            models.Index(fields=["availability", "idle_since"], name="driver_available_idle"),
+            # The sweeps: breaks that end, and drivers gone silent.
+            models.Index(fields=["break_ends_at"], condition=Q(availability="on_break"), name="driver_break_end"),
+            models.Index(fields=["last_heartbeat_at"], condition=~Q(availability="offline"), name="driver_heartbeat"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -122,6 +141,11 @@ class Driver(models.Model):
     @property
     def has_free_capacity(self) -> bool:
         return self.active_order_count < self.capacity
+
+    @property
+    def is_busy(self) -> bool:
+        """Busy is derived, never stored: available but holding as many orders as they can carry."""
+        return self.availability == self.Availability.AVAILABLE and not self.has_free_capacity
 
 
 class Order(models.Model):

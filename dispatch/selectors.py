@@ -1,5 +1,6 @@
 """Reads shared by the webhook, the API, the sweeps and admin."""
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -39,7 +40,7 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
     return zone_for_postal_code(postal_code)
 
 
-def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None) -> list[Driver]:
+def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude_ids: Collection[int] = ()) -> list[Driver]:
     """Available drivers of the zone with free capacity, best first.
 
     Ranking: drivers with a recent position (younger than DISPATCH_POSITION_MAX_AGE_S) by
@@ -54,7 +55,8 @@ def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: dat
             availability=Driver.Availability.AVAILABLE,
             active_order_count__lt=F("capacity"),
         )
-        .only("pk", "idle_since", "last_lat", "last_lon", "last_position_at")
+        .exclude(pk__in=list(exclude_ids))
+        .only("pk", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
         .order_by(F("idle_since").asc(nulls_first=True), "pk")
     )
 
@@ -72,7 +74,7 @@ def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: dat
 
 def orders_waiting_for_driver() -> QuerySet[Order]:
     """Orders waiting for a driver, oldest first: what the assignment sweep works through."""
-    return Order.objects.filter(status__in=Order.WAITING_STATUSES).order_by("received_at", "pk")
+    return Order.objects.filter(status__in=Order.WAITING_STATUSES).exclude(offers__state="pending").order_by("received_at", "pk")
 
 
 def driver_current_orders(driver: Driver) -> QuerySet[Order]:

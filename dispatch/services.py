@@ -20,7 +20,7 @@ from audit.services import audit_record
 from dispatch import selectors
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, ShopChannel
-from dispatch.signals import order_status_changed
+from dispatch.signals import order_status_changed, order_stopped_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ def _order_move(
             raise IllegalTransition(f"order {order_id}", now_status, to)
         if driver_id is not None and status in Order.ACTIVE_STATUSES and to not in Order.ACTIVE_STATUSES:
             _release_capacity(driver_id, now)
+        if status in Order.WAITING_STATUSES and to not in Order.WAITING_STATUSES:
+            order_stopped_waiting.send(sender=Order, order_id=order_id, to=to, reason=(data or {}).get("reason", ""))
         order = Order.objects.get(pk=order_id)
         order_audit_record(
             order,
@@ -221,6 +223,7 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
             now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
             raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
         _take_capacity(driver_id, now)  # raising here rolls the order back too
+        order_stopped_waiting.send(sender=Order, order_id=order_id, to=S.ASSIGNED, reason=reason)
         order = Order.objects.get(pk=order_id)
         order_audit_record(
             order,
@@ -240,11 +243,16 @@ def order_mark_unassigned(*, order_id: int, reason: str, actor: Actor = SYSTEM, 
 
 
 def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | None:
-    """Give a waiting order to the best candidate driver, v1 style; None when it stays waiting.
+    """Find a driver for a waiting order; returns the order when it was assigned directly.
 
-    Candidates are tried best first; one that filled up meanwhile is skipped. An order that
-    finds nobody is marked unassigned once (a rerun of the sweep writes nothing new).
+    Candidates are taken best first. Each one is decided for on its own: a driver for whom
+    v2 offers are on (switch, rollout share, app) is offered the order, up to the zone's
+    fan-out; otherwise, while no offer is out, the driver is assigned directly (v1). A
+    driver who filled up meanwhile is skipped. An order that finds nobody is marked
+    unassigned once (a rerun of the sweep writes nothing new).
     """
+    from offers import services as offer_services  # offers build on the order lifecycle here
+
     now = now or timezone.now()
     order = Order.objects.select_related("zone").filter(pk=order_id).first()
     if order is None or order.status not in Order.WAITING_STATUSES:
@@ -253,13 +261,27 @@ def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | Non
         if order.status == S.RECEIVED:
             order_mark_unassigned(order_id=order_id, reason="no_zone", now=now)
         return None
-    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now):
+    if offer_services.order_has_pending_offer(order_id):
+        return None  # drivers are considering it; their answers or the expiry sweep move it on
+    offered = 0
+    excluded = offer_services.drivers_not_to_offer(order_id)
+    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude_ids=excluded):
+        if offer_services.driver_gets_offers(driver):
+            if offer_services.offer_make(order=order, driver=driver, now=now) is not None:
+                offered += 1
+                if offered >= order.zone.offer_fanout:
+                    return None
+            continue
+        if offered:
+            continue  # offers are out; direct assignment would race them
         try:
             return order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate")
         except OverCapacity:
             continue
         except IllegalTransition:
             return None  # someone else (another worker, ops) moved the order first
+    if offered:
+        return None
     if order.status == S.RECEIVED:
         with contextlib.suppress(IllegalTransition):  # assigned or cancelled meanwhile
             order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now)

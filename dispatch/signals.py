@@ -8,3 +8,12 @@ order_status_changed = Signal()
 
 # Sent with driver_id when a driver can take work again (came online, freed capacity).
 driver_became_available = Signal()
+
+# Sent inside the transaction (not after commit) when an order stops waiting for a driver,
+# with order_id, to (the new status) and reason, so that open offers are withdrawn together
+# with the change that makes them moot.
+order_stopped_waiting = Signal()
+
+# Sent after commit when a driver can no longer take work (offline, on a break), with
+# driver_id and reason; receivers lock what they change themselves, in the usual order.
+driver_became_unavailable = Signal()

@@ -71,7 +71,15 @@ def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
     client.force_login(ops)
     response = client.post(
         f"/admin/dispatch/zone/{zone.pk}/change/",
-        {"name": "Mitte Nord", "slug": "mitte", "area": "", "postal_code_prefixes": '["101", "102"]', "is_active": "on"},
+        {
+            "name": "Mitte Nord",
+            "slug": "mitte",
+            "area": "",
+            "postal_code_prefixes": '["101", "102"]',
+            "offer_timeout_s": 30,
+            "offer_fanout": 1,
+            "is_active": "on",
+        },
     )
     assert response.status_code == 302, response.content
     zone.refresh_from_db()

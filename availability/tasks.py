@@ -1,0 +1,15 @@
+"""Celery entry points of availability: thin wrappers over the sweeps."""
+
+from celery import shared_task
+
+from availability import services
+
+
+@shared_task(name="availability.end_breaks_due", ignore_result=True)
+def end_breaks_due() -> int:
+    return services.end_breaks_due()
+
+
+@shared_task(name="availability.offline_silent_drivers_due", ignore_result=True)
+def offline_silent_drivers_due() -> int:
+    return services.offline_silent_drivers_due()

@@ -1,0 +1,65 @@
+"""The JSON frames the server sends to a driver (docs/driver-protocol.md describes each)."""
+
+from typing import Any
+
+from dispatch.models import Order
+from offers.models import Offer
+
+
+def _place_of_pickup(order: Order) -> dict[str, Any]:
+    return {"address": order.channel.pickup_address or order.channel.name, "lat": order.pickup_lat, "lon": order.pickup_lon}
+
+
+def _place_of_dropoff(order: Order) -> dict[str, Any]:
+    a = order.dropoff_address
+    parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
+    return {"address": ", ".join(p for p in parts if p), "lat": order.dropoff_lat, "lon": order.dropoff_lon}
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.pk,
+        "code": order.code,
+        "status": order.status,
+        "items": order.item_summary,
+        "pickup": _place_of_pickup(order),
+        "dropoff": _place_of_dropoff(order),
+        "customer_name": order.customer_name,
+        "customer_phone": order.customer_phone if order.status in Order.ACTIVE_STATUSES else "",
+        "fee_minor": order.delivery_fee_minor,
+        "currency": order.currency,
+        "promised_at": order.promised_at.isoformat() if order.promised_at else None,
+    }
+
+
+def offer_frame(offer: Offer) -> dict[str, Any]:
+    summary = order_summary(offer.order)
+    summary.pop("customer_phone")  # only the driver who takes the order gets the phone number
+    return {
+        "type": "offer",
+        "offer": {"id": offer.pk, "expires_at": offer.expires_at.isoformat(), "distance_m": offer.distance_m, "order": summary},
+    }
+
+
+def offer_withdrawn_frame(offer: Offer) -> dict[str, Any]:
+    reason = offer.withdrawn_reason or offer.state  # "expired" for a lapsed offer
+    return {"type": "offer_withdrawn", "offer_id": offer.pk, "reason": reason}
+
+
+def offer_result_frame(offer: Offer) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "offer_result", "offer_id": offer.pk, "result": offer.state}
+    if offer.state == Offer.State.ACCEPTED:
+        frame["order"] = order_summary(offer.order)
+    return frame
+
+
+def order_update_frame(order: Order) -> dict[str, Any]:
+    return {"type": "order_update", "order": order_summary(order)}
+
+
+def error_frame(message_id: Any, code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "error", "id": message_id, "code": code, "message": message, "detail": detail or {}}
+
+
+def ack_frame(message_id: Any, **result: Any) -> dict[str, Any]:
+    return {"type": "ack", "id": message_id, **result}

@@ -1,0 +1,92 @@
+"""Push notifications for drivers without a live socket.
+
+A backend is a class with `send(driver, title, body, data)`, chosen by the setting
+DISPATCH_PUSH_BACKEND: the log backend (default), Web Push (pywebpush, with the driver's
+browser subscription), or a generic signed webhook to a push gateway of your own.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from dispatch.models import Driver
+from offers.models import Offer
+
+logger = logging.getLogger(__name__)
+
+
+class NotificationBackend(Protocol):
+    def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None: ...
+
+
+class LogBackend:
+    """Writes the notification to the log: for development and for shops without push."""
+
+    def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
+        logger.info("push to driver %s: %s — %s %s", driver.pk, title, body, json.dumps(data))
+
+
+class WebPushBackend:
+    """Web Push to the subscription the driver's app registered (needs VAPID keys)."""
+
+    def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
+        if not driver.push_subscription:
+            logger.info("driver %s has no Web Push subscription; not pushed", driver.pk)
+            return
+        from pywebpush import webpush
+
+        webpush(
+            subscription_info=driver.push_subscription,
+            data=json.dumps({"title": title, "body": body, "data": data}),
+            vapid_private_key=settings.DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY,
+            vapid_claims={"sub": settings.DISPATCH_WEBPUSH_CONTACT},
+            timeout=5,
+        )
+
+
+class WebhookBackend:
+    """POSTs the notification as JSON to DISPATCH_PUSH_WEBHOOK_URL, signed like our own webhooks."""
+
+    def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
+        raw = json.dumps({"driver_id": driver.pk, "title": title, "body": body, "data": data}).encode()
+        timestamp = int(time.time())
+        digest = hmac.new(settings.DISPATCH_PUSH_WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+        httpx.post(
+            settings.DISPATCH_PUSH_WEBHOOK_URL,
+            content=raw,
+            headers={"Content-Type": "application/json", "X-Dispatch-Signature": f"t={timestamp},v1={digest}"},
+            timeout=5,
+        ).raise_for_status()
+
+
+def backend() -> NotificationBackend:
+    return import_string(settings.DISPATCH_PUSH_BACKEND)()  # type: ignore[no-any-return]
+
+
+def driver_is_connected(driver: Driver) -> bool:
+    """A socket is open and has spoken recently (a crashed server leaves its count behind)."""
+    fresh_after = timezone.now() - timedelta(seconds=settings.DISPATCH_HEARTBEAT_TIMEOUT_S)
+    return driver.live_sockets > 0 and driver.socket_seen_at is not None and driver.socket_seen_at >= fresh_after
+
+
+def push_if_not_connected(offer: Offer) -> None:
+    if driver_is_connected(offer.driver):
+        return
+    try:
+        backend().send(
+            offer.driver,
+            "New delivery offer",
+            f"{offer.order.item_summary or offer.order.code}: answer by {offer.expires_at:%H:%M:%S}",
+            {"offer_id": offer.pk, "expires_at": offer.expires_at.isoformat()},
+        )
+    except Exception:  # a push that fails must never fail dispatch; the offer is in the API
+        logger.exception("push for offer %s failed", offer.pk)

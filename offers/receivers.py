@@ -1,0 +1,41 @@
+"""Keep offers consistent with the order, the driver and the kill-switch."""
+
+from typing import Any
+
+from dispatch.models import Order
+from dispatch.signals import driver_became_unavailable, order_stopped_waiting
+from offers.models import Offer
+from rollout.models import Feature
+from rollout.signals import feature_switched_off
+
+WITHDRAW_REASON = {Order.Status.CANCELLED: Offer.WithdrawnReason.ORDER_CANCELLED}
+
+
+def on_order_stopped_waiting(sender: Any, order_id: int, to: str, reason: str, **kwargs: Any) -> None:
+    """Inside the order's transaction: its open offers are withdrawn with the change."""
+    from offers.services import offers_withdraw
+
+    if to == Order.Status.ASSIGNED and reason == "offer_accepted":
+        withdraw_reason = Offer.WithdrawnReason.TAKEN
+    else:
+        withdraw_reason = WITHDRAW_REASON.get(to, Offer.WithdrawnReason.ORDER_ASSIGNED)  # type: ignore[call-overload]
+    offers_withdraw(queryset_filter={"order_id": order_id}, reason=withdraw_reason)
+
+
+def on_driver_became_unavailable(sender: Any, driver_id: int, reason: str, **kwargs: Any) -> None:
+    from offers.services import driver_offers_withdraw
+
+    driver_offers_withdraw(driver_id=driver_id)
+
+
+def on_feature_switched_off(sender: Any, name: str, **kwargs: Any) -> None:
+    if name == Feature.OFFERS:
+        from offers.tasks import offers_switch_off
+
+        offers_switch_off.delay()
+
+
+def connect() -> None:
+    order_stopped_waiting.connect(on_order_stopped_waiting, dispatch_uid="offers.withdraw_on_order_change")
+    driver_became_unavailable.connect(on_driver_became_unavailable, dispatch_uid="offers.withdraw_on_driver_unavailable")
+    feature_switched_off.connect(on_feature_switched_off, dispatch_uid="offers.switch_off")

@@ -1,0 +1,22 @@
+"""Reads for the driver socket and the v2 API."""
+
+from django.db.models import QuerySet
+from rest_framework.authtoken.models import Token
+
+from dispatch.models import Driver, Order
+from offers.models import Offer
+
+
+def driver_for_token(key: str) -> Driver | None:
+    if not key or len(key) > 64:
+        return None
+    token = Token.objects.select_related("user__driver").filter(key=key, user__is_active=True).first()
+    return getattr(token.user, "driver", None) if token else None
+
+
+def driver_pending_offers(driver_id: int) -> QuerySet[Offer]:
+    return Offer.objects.filter(driver_id=driver_id, state=Offer.State.PENDING).select_related("order", "order__channel").order_by("created_at")
+
+
+def driver_active_orders(driver_id: int) -> QuerySet[Order]:
+    return Order.objects.filter(driver_id=driver_id, status__in=Order.ACTIVE_STATUSES).select_related("channel").order_by("assigned_at", "pk")

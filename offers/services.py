@@ -1,0 +1,240 @@
+"""Offer lifecycle: made, accepted, declined, expired, withdrawn.
+
+Every answer locks the order first (rows are locked orders, then drivers, then offers, so
+two transactions never deadlock) and then moves the offer by compare-and-set: of racing
+accepts, exactly one moves its offer and assigns the order; the rest find their offer
+withdrawn as taken. Expiry is a deadline column and a sweep, compared with the database's
+clock.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from audit.actors import SYSTEM, Actor
+from audit.services import audit_record
+from dispatch import services as dispatch_services
+from dispatch.errors import NotFound
+from dispatch.geometry import distance_m
+from dispatch.models import Driver, Order
+from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
+from offers.models import Offer
+from rollout.models import Feature
+from rollout.selectors import feature_enabled_for
+
+logger = logging.getLogger(__name__)
+P = Offer.State.PENDING
+
+
+def driver_gets_offers(driver: Driver) -> bool:
+    return feature_enabled_for(Feature.OFFERS, driver)
+
+
+def order_has_pending_offer(order_id: int) -> bool:
+    return Offer.objects.filter(order_id=order_id, state=P).exists()
+
+
+def drivers_not_to_offer(order_id: int) -> set[int]:
+    """Drivers who declined or let this order's offer lapse, and drivers busy with another offer."""
+    answered = Offer.objects.filter(order_id=order_id, state__in=[Offer.State.DECLINED, Offer.State.EXPIRED]).values_list("driver_id", flat=True)
+    busy = Offer.objects.filter(state=P).values_list("driver_id", flat=True)
+    return set(answered) | set(busy)
+
+
+def _offer_audit(offer: Offer, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> None:
+    audit_record(
+        kind,
+        actor=actor,
+        subject_type="offer",
+        subject_id=offer.pk,
+        order_id=offer.order_id,
+        order_code=offer.order.code,
+        driver_id=offer.driver_id,
+        zone_id=offer.order.zone_id,
+        before={"state": before} if before else None,
+        after={"state": after},
+        data=data,
+    )
+
+
+def _after_commit(callback: Any) -> None:
+    transaction.on_commit(callback, robust=True)
+
+
+def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
+    """Put the order to the driver until the zone's time limit; None if they got another offer first."""
+    timeout_s = order.zone.offer_timeout_s if order.zone else 30
+    distance = None
+    if driver.last_lat is not None and driver.last_lon is not None:
+        distance = round(distance_m(driver.last_lat, driver.last_lon, order.pickup_lat, order.pickup_lon))
+    try:
+        with transaction.atomic():
+            offer = Offer.objects.create(
+                order=order, driver=driver, state=P, created_at=now, expires_at=now + timedelta(seconds=timeout_s), distance_m=distance
+            )
+    except IntegrityError:
+        return None  # the partial unique index: this driver already holds a pending offer
+    offer.order = order
+    _offer_audit(offer, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
+    _after_commit(lambda: _notify("offer", offer.pk))
+    return offer
+
+
+def _lock_order(order_id: int) -> None:
+    Order.objects.select_for_update().filter(pk=order_id).values_list("pk", flat=True).first()
+
+
+def _refusal(offer: Offer, now: datetime) -> Exception:
+    if (offer.state == P and offer.expires_at <= now) or offer.state == Offer.State.EXPIRED:
+        return OfferExpired(f"offer {offer.pk} expired at {offer.expires_at.isoformat()}", offer=offer.pk)
+    if offer.state == Offer.State.WITHDRAWN and offer.withdrawn_reason == Offer.WithdrawnReason.TAKEN:
+        return OfferTaken(f"order {offer.order_id} was taken by another driver", offer=offer.pk)
+    if offer.state == Offer.State.WITHDRAWN:
+        return OfferWithdrawn(f"offer {offer.pk} was withdrawn: {offer.get_withdrawn_reason_display()}", offer=offer.pk, reason=offer.withdrawn_reason)
+    return OfferAlreadyAnswered(f"offer {offer.pk} was already {offer.state}", offer=offer.pk, state=offer.state)
+
+
+def _own_offer_order_id(offer_id: int, driver: Driver) -> int:
+    order_id = Offer.objects.filter(pk=offer_id, driver=driver).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise NotFound(f"offer {offer_id} not found")  # someone else's offer does not exist for you
+    return order_id
+
+
+def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) -> Offer:
+    """Accept: the order is assigned to this driver. Accepting again returns the same offer."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order_id = _own_offer_order_id(offer_id, driver)
+        _lock_order(order_id)
+        won = Offer.objects.filter(pk=offer_id, driver=driver, state=P, expires_at__gt=now).update(state=Offer.State.ACCEPTED, answered_at=now)
+        offer = Offer.objects.select_related("order").get(pk=offer_id)
+        if not won:
+            if offer.state == Offer.State.ACCEPTED:
+                return offer  # the same accept again (a resend after a reconnect)
+            raise _refusal(offer, now)
+        # Assigning withdraws every other pending offer of the order, as taken.
+        dispatch_services.order_assign(order_id=order_id, driver_id=driver.pk, actor=dispatch_services.driver_actor(driver), now=now, reason="offer_accepted")
+        _offer_audit(offer, "offer.accepted", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.ACCEPTED)
+        _after_commit(lambda: _notify("offer_result", offer_id))
+    return offer
+
+
+def offer_decline(*, offer_id: int, driver: Driver, reason: str = "", now: datetime | None = None) -> Offer:
+    """Decline: the order moves on to the next candidate. Declining again returns the same offer."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order_id = _own_offer_order_id(offer_id, driver)
+        _lock_order(order_id)
+        won = Offer.objects.filter(pk=offer_id, driver=driver, state=P).update(state=Offer.State.DECLINED, answered_at=now, decline_reason=reason[:255])
+        offer = Offer.objects.select_related("order").get(pk=offer_id)
+        if not won:
+            if offer.state == Offer.State.DECLINED:
+                return offer
+            raise _refusal(offer, now)
+        _offer_audit(offer, "offer.declined", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.DECLINED, reason=reason[:255])
+        order_offer_next(order_id, now)
+    return offer
+
+
+def order_offer_next(order_id: int, now: datetime) -> None:
+    """After an answer or a lapse: once no offer is out, offer the order to the next driver.
+
+    Runs inside the caller's transaction, which holds the order's lock.
+    """
+    if not order_has_pending_offer(order_id):
+        dispatch_services.order_dispatch(order_id=order_id, now=now)
+
+
+def expire_offers_due(*, limit: int = 500) -> int:
+    """The expiry sweep: lapse pending offers past their deadline (by the database's clock).
+
+    Each offer is handled in its own short transaction after locking its order with SKIP
+    LOCKED, so an answer in flight is never overtaken and two sweeps never expire the same
+    offer. Safe to run twice and after missed ticks. Returns how many offers lapsed.
+    """
+    due = list(Offer.objects.filter(state=P, expires_at__lte=Now()).order_by("expires_at").values_list("pk", "order_id")[:limit])
+    expired = 0
+    for offer_id, order_id in due:
+        with transaction.atomic():
+            if Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).values_list("pk", flat=True).first() is None:
+                continue  # an answer or another sweep holds the order: next tick
+            now = timezone.now()
+            if not Offer.objects.filter(pk=offer_id, state=P, expires_at__lte=Now()).update(state=Offer.State.EXPIRED, answered_at=now):
+                continue
+            offer = Offer.objects.select_related("order").get(pk=offer_id)
+            _offer_audit(offer, "offer.expired", actor=SYSTEM, before=P, after=Offer.State.EXPIRED)
+            _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
+            order_offer_next(order_id, now)
+            expired += 1
+    return expired
+
+
+def offers_withdraw(*, queryset_filter: dict[str, Any], reason: str, now: datetime | None = None) -> list[int]:
+    """Withdraw matching pending offers (inside the caller's transaction); returns their ids."""
+    now = now or timezone.now()
+    ids = list(Offer.objects.filter(state=P, **queryset_filter).values_list("pk", flat=True))
+    withdrawn = []
+    for offer_id in ids:
+        if Offer.objects.filter(pk=offer_id, state=P).update(state=Offer.State.WITHDRAWN, withdrawn_reason=reason, answered_at=now):
+            offer = Offer.objects.select_related("order").get(pk=offer_id)
+            _offer_audit(offer, "offer.withdrawn", actor=SYSTEM, before=P, after=Offer.State.WITHDRAWN, reason=reason)
+            _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
+            withdrawn.append(offer_id)
+    return withdrawn
+
+
+def offers_switch_off(*, now: datetime | None = None) -> int:
+    """Offers were switched off: withdraw every pending offer and assign those orders the v1 way."""
+    now = now or timezone.now()
+    order_ids = set(Offer.objects.filter(state=P).values_list("order_id", flat=True))
+    for order_id in sorted(order_ids):
+        with transaction.atomic():
+            _lock_order(order_id)
+            offers_withdraw(queryset_filter={"order_id": order_id}, reason=Offer.WithdrawnReason.SWITCHED_OFF, now=now)
+            dispatch_services.order_dispatch(order_id=order_id, now=now)
+    return len(order_ids)
+
+
+def _notify(frame_type: str, offer_id: int) -> None:
+    from offers.notify import offer_event_send
+
+    offer_event_send(frame_type, offer_id)
+
+
+def driver_offers_withdraw(*, driver_id: int) -> int:
+    """The driver went offline or on a break: withdraw their pending offer and move its order on."""
+    withdrawn = 0
+    for offer_id, order_id in Offer.objects.filter(driver_id=driver_id, state=P).values_list("pk", "order_id"):
+        with transaction.atomic():
+            _lock_order(order_id)
+            if offers_withdraw(queryset_filter={"pk": offer_id}, reason=Offer.WithdrawnReason.DRIVER_UNAVAILABLE):
+                order_offer_next(order_id, timezone.now())
+                withdrawn += 1
+    return withdrawn
+
+
+def driver_socket_opened(*, driver_id: int, app_version: str = "", now: datetime | None = None) -> None:
+    """The app opened the v2 socket: it speaks v2 from now on, and it is reachable."""
+    from django.db.models import F
+
+    now = now or timezone.now()
+    changes: dict[str, Any] = {"live_sockets": F("live_sockets") + 1, "socket_seen_at": now, "v2_connected_at": now, "last_heartbeat_at": now}
+    if app_version:
+        changes["app_version"] = app_version[:32]
+    Driver.objects.filter(pk=driver_id).update(**changes)
+
+
+def driver_socket_closed(*, driver_id: int) -> None:
+    from django.db.models import F
+
+    Driver.objects.filter(pk=driver_id, live_sockets__gt=0).update(live_sockets=F("live_sockets") - 1)
+
+
+def driver_socket_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    Driver.objects.filter(pk=driver_id).update(socket_seen_at=now, last_heartbeat_at=now)

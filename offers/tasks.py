@@ -1,0 +1,15 @@
+"""Celery entry points of offers: thin wrappers over the sweeps."""
+
+from celery import shared_task
+
+from offers import services
+
+
+@shared_task(name="offers.expire_offers_due", ignore_result=True)
+def expire_offers_due() -> int:
+    return services.expire_offers_due()
+
+
+@shared_task(name="offers.switch_off", ignore_result=True)
+def offers_switch_off() -> int:
+    return services.offers_switch_off()

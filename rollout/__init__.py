@@ -1,0 +1,1 @@
+"""Kill-switches and gradual rollout: which drivers get which v2 behaviour, decided per decision."""

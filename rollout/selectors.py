@@ -1,0 +1,44 @@
+"""Is a v2 feature on for this driver, at this decision?"""
+
+import hashlib
+
+from django.conf import settings
+from waffle import switch_is_active
+
+from dispatch.models import Driver
+from rollout.models import RolloutPolicy
+
+
+def rollout_bucket(feature: str, driver_id: int) -> int:
+    """0..99, stable for a driver and a feature (and independent across features)."""
+    digest = hashlib.sha256(f"{feature}:{driver_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def rollout_percentage(feature: str) -> int:
+    return RolloutPolicy.objects.filter(feature=feature).values_list("percentage", flat=True).first() or 0
+
+
+def app_version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.strip().split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def speaks_v2(driver: Driver) -> bool:
+    """A driver whose app has opened the v2 socket and is not older than the v2 minimum."""
+    if driver.v2_connected_at is None:
+        return False
+    if driver.app_version:
+        return app_version_tuple(driver.app_version) >= app_version_tuple(settings.DISPATCH_V2_MIN_APP_VERSION)
+    return True
+
+
+def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None = None) -> bool:
+    """Switch on, driver in the rollout share, and an app that speaks v2."""
+    if not switch_is_active(feature):
+        return False
+    share = rollout_percentage(feature) if percentage is None else percentage
+    return rollout_bucket(feature, driver.pk) < share and speaks_v2(driver)
