@@ -56,3 +56,26 @@ def staff_groups(db):
 
     if Group.objects.filter(name__in=["ops", "support"]).count() < 2:
         importlib.import_module("dispatch.migrations.0002_staff_groups").create_groups(apps, None)
+
+
+@pytest.fixture
+def v2_offers_on(db):
+    """v2 offers switched on for every driver whose app speaks v2."""
+    from audit.actors import Actor
+    from rollout.services import rollout_set, switch_set
+
+    switch_set(name="v2_offers", active=True, actor=Actor.system("test"))
+    rollout_set(feature="v2_offers", percentage=100, actor=Actor.system("test"))
+
+
+@pytest.fixture
+def v2_driver():
+    """Make a v2 driver: one whose app has opened the v2 socket."""
+    from django.utils import timezone
+
+    from tests.factories import DriverFactory
+
+    def make(**kwargs):
+        return DriverFactory(v2_connected_at=timezone.now(), app_version="2.3.0", **kwargs)
+
+    return make
