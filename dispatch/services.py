@@ -135,7 +135,9 @@ def _order_move(
     order does not exist, so drivers cannot probe each other's orders.
     """
     with transaction.atomic():
-        current = Order.objects.filter(pk=order_id).values("status", "driver_id").first()
+        # Read under the row lock: a racing change (an accept, a cancellation) commits first
+        # and we decide on what it left, instead of failing on a stale read.
+        current = Order.objects.select_for_update().filter(pk=order_id).values("status", "driver_id").first()
         if current is None or (only_driver_id is not None and current["driver_id"] != only_driver_id):
             raise NotFound(f"order {order_id} not found")
         status, driver_id = current["status"], current["driver_id"]
@@ -211,7 +213,7 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
     """Assign a waiting order to a driver with free capacity."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+        current = Order.objects.select_for_update().filter(pk=order_id).values_list("status", flat=True).first()
         if current is None:
             raise NotFound(f"order {order_id} not found")
         if S.ASSIGNED not in ORDER_TRANSITIONS[current]:
@@ -249,12 +251,17 @@ def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | Non
     v2 offers are on (switch, rollout share, app) is offered the order, up to the zone's
     fan-out; otherwise, while no offer is out, the driver is assigned directly (v1). A
     driver who filled up meanwhile is skipped. An order that finds nobody is marked
-    unassigned once (a rerun of the sweep writes nothing new).
+    unassigned once (a rerun of the sweep writes nothing new). The order's row is locked
+    for the decision, so two dispatchers never put out offers for one order side by side.
     """
+    with transaction.atomic():
+        return _order_dispatch_locked(order_id=order_id, now=now or timezone.now())
+
+
+def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
     from offers import services as offer_services  # offers build on the order lifecycle here
 
-    now = now or timezone.now()
-    order = Order.objects.select_related("zone").filter(pk=order_id).first()
+    order = Order.objects.select_for_update(of=("self",)).select_related("zone").filter(pk=order_id).first()
     if order is None or order.status not in Order.WAITING_STATUSES:
         return None
     if order.zone is None:

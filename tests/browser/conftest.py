@@ -16,8 +16,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright keeps an event loop running in this thread while it is open,
+    # and the rest of the suite calls async_to_sync from this thread.
     if not os.path.exists(CHROMIUM):
         raise pytest.UsageError("Browser tests need Debian's chromium: `make test` installs it (bin/ensure-chromium).")
     # Playwright's sync API keeps an event loop running in the test's thread, and Django
