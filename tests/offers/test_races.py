@@ -45,7 +45,12 @@ def new_order(channel, code="R"):
     import uuid
 
     intake = dispatch_services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex, code=code, vendure_state="PaymentSettled", currency="EUR", total_minor=100, delivery_fee_minor=10,
+        vendure_order_id=uuid.uuid4().hex,
+        code=code,
+        vendure_state="PaymentSettled",
+        currency="EUR",
+        total_minor=100,
+        delivery_fee_minor=10,
         dropoff_postal_code="10115",
     )
     return dispatch_services.order_receive(channel=channel, intake=intake, actor=Actor.system("test"))[0]

@@ -73,7 +73,7 @@ def test_decline_moves_the_order_to_the_next_driver_and_never_back(channel, v2_d
 
 
 def test_expiry_sweep_lapses_due_offers_and_moves_on_and_a_late_accept_is_refused(channel, v2_driver):
-    first, second = v2_driver(), v2_driver()
+    v2_driver(), v2_driver()
     order = dispatch_services.order_receive(channel=channel, intake=_intake(), actor=STAFF)[0]
     dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=45))  # offered 45 s ago
     lapsed = pending(order)
@@ -185,7 +185,7 @@ def test_a_declined_offer_cannot_then_be_accepted(channel, v2_driver):
 
 
 def test_going_offline_withdraws_the_pending_offer_and_offers_the_next_driver(channel, v2_driver, django_capture_on_commit_callbacks):
-    first, second = v2_driver(), v2_driver()
+    v2_driver(), v2_driver()
     order = receive_order(channel)
     offer = pending(order)
     with django_capture_on_commit_callbacks(execute=True):
@@ -199,6 +199,11 @@ def _intake():
     import uuid
 
     return dispatch_services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex, code="EXP", vendure_state="PaymentSettled", currency="EUR", total_minor=100, delivery_fee_minor=10,
+        vendure_order_id=uuid.uuid4().hex,
+        code="EXP",
+        vendure_state="PaymentSettled",
+        currency="EUR",
+        total_minor=100,
+        delivery_fee_minor=10,
         dropoff_postal_code="10115",
     )
