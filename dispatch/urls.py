@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from availability import api as availability_api
 from dispatch import api as dispatch_api
 from dispatch import views
+from offers import api as offers_api
 from vendure.views import vendure_webhook
 
 api_v1 = [
@@ -21,12 +22,24 @@ api_v1 = [
 
 handler404 = "dispatch.views.not_found"
 
+api_v2 = [
+    path("offers/", offers_api.PendingOffersView.as_view(), name="v2-offers"),
+    path("offers/<int:offer_id>/accept/", offers_api.AcceptOfferView.as_view(), name="v2-offer-accept"),
+    path("offers/<int:offer_id>/decline/", offers_api.DeclineOfferView.as_view(), name="v2-offer-decline"),
+    path("heartbeat/", offers_api.HeartbeatView.as_view(), name="v2-heartbeat"),
+    path("availability/", offers_api.AvailabilityView.as_view(), name="v2-availability"),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
+    path("api/v2/", include(api_v2)),
+    # v1 is frozen: its schema holds its paths only, and docs/api/v1.yaml must match it.
+    path("api/schema/", SpectacularAPIView.as_view(api_version="v1", urlconf=[path("api/v1/", include(api_v1))]), name="schema"),
+    path("api/schema/v2/", SpectacularAPIView.as_view(api_version="v2", urlconf=[path("api/v2/", include(api_v2))]), name="schema-v2"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/v2/", SpectacularSwaggerView.as_view(url_name="schema-v2"), name="api-docs-v2"),
     path("webhooks/vendure/", vendure_webhook, name="vendure-webhook"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,0 +1,70 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.models import AuditEvent
+from availability import services
+from dispatch.errors import IllegalTransition, InvalidInput
+from dispatch.models import Driver
+from rollout.services import rollout_set, switch_set
+from tests.factories import DriverFactory
+
+pytestmark = pytest.mark.django_db
+ME = Actor.system("test")
+
+
+def test_a_break_ends_by_itself_at_its_end_time():
+    driver = DriverFactory()
+    services.break_start(driver_id=driver.pk, minutes=10, actor=ME, now=timezone.now() - timedelta(minutes=11))
+    ongoing = DriverFactory()
+    services.break_start(driver_id=ongoing.pk, minutes=10, actor=ME)
+    assert services.end_breaks_due() == 1
+    assert services.end_breaks_due() == 0
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
+    assert Driver.objects.get(pk=ongoing.pk).availability == Driver.Availability.ON_BREAK
+    ended = AuditEvent.objects.get(kind="driver.break_ended")
+    assert (ended.actor_kind, ended.data) == ("system", {"reason": "break_over"})
+
+
+@pytest.mark.parametrize("minutes", [0, -5, 121, "10", True])
+def test_a_break_of_a_bad_length_is_refused(minutes):
+    driver = DriverFactory()
+    with pytest.raises(InvalidInput):
+        services.break_start(driver_id=driver.pk, minutes=minutes, actor=ME)
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
+
+
+def test_only_an_available_driver_starts_a_break():
+    driver = DriverFactory(availability=Driver.Availability.OFFLINE)
+    with pytest.raises(IllegalTransition):
+        services.break_start(driver_id=driver.pk, minutes=5, actor=ME)
+
+
+def test_a_v2_driver_gone_silent_goes_offline_and_a_v1_driver_does_not():
+    switch_set(name="v2_availability", active=True, actor=ME)
+    rollout_set(feature="v2_availability", percentage=100, actor=ME)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    silent = DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=long_ago)
+    alive = DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=timezone.now())
+    v1_app = DriverFactory(last_heartbeat_at=long_ago)  # the v1 app never sends heartbeats
+    assert services.offline_silent_drivers_due() == 1
+    assert Driver.objects.get(pk=silent.pk).availability == Driver.Availability.OFFLINE
+    assert Driver.objects.get(pk=alive.pk).availability == Driver.Availability.AVAILABLE
+    assert Driver.objects.get(pk=v1_app.pk).availability == Driver.Availability.AVAILABLE
+    assert AuditEvent.objects.get(kind="driver.offline").data == {"reason": "silent"}
+
+
+def test_silence_is_not_judged_with_the_switch_off():
+    long_ago = timezone.now() - timedelta(minutes=5)
+    DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=long_ago)
+    assert services.offline_silent_drivers_due() == 0
+
+
+def test_busy_is_derived_from_the_load():
+    driver = DriverFactory(capacity=1)
+    assert not driver.is_busy
+    Driver.objects.filter(pk=driver.pk).update(active_order_count=1)
+    driver.refresh_from_db()
+    assert driver.is_busy
