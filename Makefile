@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# SIMULATE=0 starts the service without the simulated shop and drivers.
+SIMULATE ?= 1
 # The tests always run against this machine's real PostgreSQL and Redis.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dispatch
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -26,7 +28,7 @@ run: venv
 	@echo "     http://$(HOST):$(PORT)/admin/  ops console (log in with the users above)"
 	@echo "     http://$(HOST):$(PORT)/api/docs/  driver API docs"
 	@echo "Ctrl-C stops everything."
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(SIMULATE)),,--simulate)
 
 services:
 	bash bin/ensure-services

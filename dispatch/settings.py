@@ -215,6 +215,11 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         # The in-process broker of the embedded default has no host name, and says so.
         "kombu.connection": {"level": "ERROR"},
+        # A line per task run and per outgoing request drowns what matters; failures still log.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
     },
 }
 

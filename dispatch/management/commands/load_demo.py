@@ -77,9 +77,19 @@ class Command(BaseCommand):
             passwords = {name: self._staff_user(name, credentials.get(name)) for name in ("ops", "support")}
         credentials.update(passwords)
         credentials_path.write_text(json.dumps(credentials))
+        self._v2_on()
         drivers = self._drivers(zones, rng)
         self._orders(channel, zones, rng)
         self._print(passwords, drivers)
+
+    def _v2_on(self) -> None:
+        """The demo shows v2: offers and availability on for every driver whose app speaks it."""
+        from rollout.models import Feature
+        from rollout.services import rollout_set, switch_set
+
+        for feature in Feature.values:
+            switch_set(name=feature, active=True, actor=DEMO)
+            rollout_set(feature=feature, percentage=100, actor=DEMO)
 
     def _zones(self) -> dict[str, Zone]:
         zones = {}
@@ -193,3 +203,4 @@ class Command(BaseCommand):
         for driver, token in drivers[:3]:
             out(f"    {driver.name:<16} {token}")
         out(f"    ... {len(drivers) - 3} more: see Tokens in admin")
+        out("  v2 offers and availability are on at 100% (Kill-switches and rollout in admin)")

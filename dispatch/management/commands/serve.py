@@ -23,12 +23,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulate", action="store_true", help="Also run the simulated shop and drivers (manage.py simulate)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.IS_EMBEDDED:
-            self._run_embedded(options["host"], options["port"])
-        else:
-            self._run_processes(options["host"], options["port"])
+        simulator = None
+        if options["simulate"]:
+            base_url = f"http://{options['host']}:{options['port']}"
+            simulator = subprocess.Popen([sys.executable, "manage.py", "simulate", "--base-url", base_url])  # noqa: S603 (our own command)
+        try:
+            if settings.IS_EMBEDDED:
+                self._run_embedded(options["host"], options["port"])
+            else:
+                self._run_processes(options["host"], options["port"])
+        finally:
+            if simulator is not None:
+                simulator.terminate()
+                simulator.wait(timeout=15)
 
     def _run_embedded(self, host: str, port: int) -> None:
         import uvicorn
