@@ -83,8 +83,13 @@ TEMPLATES = [
 
 # --- Data ---------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
+DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", default=10)
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg's pool: a process reuses a few connections instead of opening one per
+        # request or socket message (CONN_MAX_AGE stays 0, as the pool requires).
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_MAX, "timeout": 30}
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {
@@ -107,10 +112,14 @@ REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis with a pool that waits when full (see dispatch/channel_layers.py).
+            "BACKEND": "dispatch.channel_layers.RedisChannelLayer",
             "CONFIG": {
-                # redis-py caps an async pool and raises when it is full: size it explicitly.
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                # redis-py 8 reads with a 5 s timeout by default; a process busy with a burst of
+                # handshakes can take longer than that to get to a reply it already has.
+                "hosts": [
+                    {"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS, "pool_timeout": 30, "socket_timeout": 30, "socket_connect_timeout": 10}
+                ],
             },
         }
     }

@@ -23,7 +23,7 @@ from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
 from offers import selectors, services
-from offers.frames import ack_frame, error_frame, offer_frame, order_update_frame
+from offers.frames import ack_frame, error_frame
 from offers.notify import driver_group
 
 logger = logging.getLogger(__name__)
@@ -87,27 +87,25 @@ class DriverConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame))
 
     async def _authenticate(self, message_id: Any, token: str, app_version: str) -> None:
-        driver = await database_sync_to_async(selectors.driver_for_token)(token)
-        if driver is None:
+        # Join the group first, so no frame sent after the state is read can be missed.
+        connected = await database_sync_to_async(selectors.driver_for_token)(token)
+        if connected is None:
             await self._send(error_frame(message_id, "unauthenticated", "The API token is not valid."))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.driver = driver
+        await self.channel_layer.group_add(driver_group(connected.pk), self.channel_name)
+        result = await database_sync_to_async(services.driver_socket_connect)(token=token, app_version=app_version)
+        if result is None:  # the token was revoked in between
+            await self.channel_layer.group_discard(driver_group(connected.pk), self.channel_name)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.driver, state_frames = result
         if self.auth_deadline:
             self.auth_deadline.cancel()
-        await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
-        await database_sync_to_async(services.driver_socket_opened)(driver_id=driver.pk, app_version=app_version)
         if message_id is not None:
-            await self._send(ack_frame(message_id, driver_id=driver.pk))
-        for frame in await database_sync_to_async(self._state_frames)(driver.pk):
+            await self._send(ack_frame(message_id, driver_id=self.driver.pk))
+        for frame in state_frames:
             await self._send(frame)
-
-    @staticmethod
-    def _state_frames(driver_id: int) -> list[dict[str, Any]]:
-        """What a (re)connecting driver must know: their pending offer and their active orders."""
-        frames = [offer_frame(offer) for offer in selectors.driver_pending_offers(driver_id)]
-        frames += [order_update_frame(order) for order in selectors.driver_active_orders(driver_id)]
-        return frames
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         set_guid(uuid.uuid4().hex)  # one correlation id per socket message, into its audit events

@@ -218,6 +218,21 @@ def driver_offers_withdraw(*, driver_id: int) -> int:
     return withdrawn
 
 
+def driver_socket_connect(*, token: str, app_version: str = "") -> tuple[Driver, list[dict[str, Any]]] | None:
+    """A socket authenticates: mark the app as v2 and reachable; return the driver and the
+    frames they must get again (pending offer, active orders). One round of queries."""
+    from offers import selectors
+    from offers.frames import offer_frame, order_update_frame
+
+    driver = selectors.driver_for_token(token)
+    if driver is None:
+        return None
+    driver_socket_opened(driver_id=driver.pk, app_version=app_version)
+    frames = [offer_frame(offer) for offer in selectors.driver_pending_offers(driver.pk)]
+    frames += [order_update_frame(order) for order in selectors.driver_active_orders(driver.pk)]
+    return driver, frames
+
+
 def driver_socket_opened(*, driver_id: int, app_version: str = "", now: datetime | None = None) -> None:
     """The app opened the v2 socket: it speaks v2 from now on, and it is reachable."""
     from django.db.models import F

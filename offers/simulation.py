@@ -130,14 +130,19 @@ async def _listen(ws: ClientConnection, http: httpx.AsyncClient, driver: Simulat
         if frame["type"] == "offer":
             settings.stats["offers"] += 1
             task = asyncio.create_task(_answer(ws, frame["offer"], settings, rng))
-        elif frame["type"] == "offer_result" and frame.get("result") == "accepted":
-            task = asyncio.create_task(_deliver(ws, http, driver, frame["order"], settings))
-        elif frame["type"] == "order_update" and frame["order"]["status"] in ("assigned", "picked_up"):
+        elif _is_order_to_deliver(frame):
             task = asyncio.create_task(_deliver(ws, http, driver, frame["order"], settings))
         else:
             continue
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+
+def _is_order_to_deliver(frame: dict[str, Any]) -> bool:
+    """An order this driver now holds: just accepted, or still held after a reconnect."""
+    if frame["type"] == "offer_result":
+        return frame.get("result") == "accepted"
+    return frame["type"] == "order_update" and frame["order"]["status"] in ("assigned", "picked_up")
 
 
 async def run_shop(settings: Settings, zone_boxes: list[tuple[float, float, float, float]], stop: asyncio.Event, seed: int) -> None:
@@ -147,8 +152,12 @@ async def run_shop(settings: Settings, zone_boxes: list[tuple[float, float, floa
             south, west, north, east = rng.choice(zone_boxes)
             vendure_id = f"sim-{uuid.uuid4().hex[:10]}"
             order = sample_payloads.order_payload(
-                vendure_order_id=vendure_id, code=vendure_id.upper(), lat=rng.uniform(south, north), lon=rng.uniform(west, east),
-                postal_code=None, fee_minor=rng.choice([399, 499, 599, 699]),
+                vendure_order_id=vendure_id,
+                code=vendure_id.upper(),
+                lat=rng.uniform(south, north),
+                lon=rng.uniform(west, east),
+                postal_code=None,
+                fee_minor=rng.choice([399, 499, 599, 699]),
                 items=((rng.choice(["Espresso beans 1 kg", "Oat milk 6-pack", "Pour-over kit", "Ceramic mug"]), rng.randint(1, 3)),),
             )
             raw, headers = sample_payloads.signed_request(settings.shop_token, settings.shop_secret, sample_payloads.event("order.ready_for_delivery", order))

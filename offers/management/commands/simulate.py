@@ -40,14 +40,19 @@ class Command(BaseCommand):
             lat, lon = driver.last_lat or (box[0] + box[2]) / 2, driver.last_lon or (box[1] + box[3]) / 2
             drivers.append(SimulatedDriver(driver.pk, driver.name, token, lat, lon, box))
         settings = Settings(
-            base_url=options["base_url"].rstrip("/"), shop_token=channel.token, shop_secret=channel.webhook_secret,
-            orders_per_minute=options["orders_per_minute"], accept_probability=options["accept_probability"],
+            base_url=options["base_url"].rstrip("/"),
+            shop_token=channel.token,
+            shop_secret=channel.webhook_secret,
+            orders_per_minute=options["orders_per_minute"],
+            accept_probability=options["accept_probability"],
         )
         self.stdout.write(f"Simulating {len(drivers)} drivers and a shop sending {settings.orders_per_minute}/min to {settings.base_url}")
         asyncio.run(self._run(settings, drivers, [boxes[z.pk] for z in zones], options["duration"], options["seed"]))
         self.stdout.write(f"Simulation finished: {settings.stats}")
 
-    async def _run(self, settings: Settings, drivers: list[SimulatedDriver], boxes: list[tuple[float, float, float, float]], duration: float, seed: int) -> None:
+    async def _run(
+        self, settings: Settings, drivers: list[SimulatedDriver], boxes: list[tuple[float, float, float, float]], duration: float, seed: int
+    ) -> None:
         await _wait_for_service(settings.base_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
