@@ -30,8 +30,8 @@ class Command(BaseCommand):
         channel = ShopChannel.objects.filter(token=options["shop"]).first()
         if channel is None:
             raise CommandError(f"no shop channel {options['shop']!r}: run `manage.py load_demo` first")
-        zones = [z for z in Zone.objects.filter(is_active=True, area__isnull=False) if z.drivers.exists()]
-        boxes = {z.pk: _bounding_box(z.area) for z in zones}
+        zones = [z for z in Zone.objects.filter(is_active=True, area__isnull=False) if z.area and z.drivers.exists()]
+        boxes = {z.pk: _bounding_box(z.area) for z in zones if z.area}
         drivers = []
         for driver in Driver.objects.filter(zones__in=zones).distinct().order_by("pk")[: options["drivers"]]:
             zone = driver.zones.filter(pk__in=boxes).first()
