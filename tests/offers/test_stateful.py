@@ -1,0 +1,178 @@
+"""Invariants 1, 2, 3 and 7 of DESIGN.md over random sequences of dispatch events (hypothesis)."""
+
+import itertools
+import uuid
+
+import pytest
+from django.db.models import Count, Q
+from django.db.models.functions import Now
+from django.test import TestCase
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from audit.actors import Actor
+from audit.models import AuditEvent
+from availability import services as availability
+from dispatch import services as dispatch_services
+from dispatch.errors import DispatchError
+from dispatch.models import Driver, Order, ShopChannel, Zone
+from offers import services as offer_services
+from offers.models import Offer
+from rollout.services import rollout_set, switch_set
+from tests.factories import DriverFactory
+
+OPS = Actor.system("stateful")
+counter = itertools.count()
+
+
+class DispatchMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        n = next(counter)
+        self.zone = Zone.objects.create(name=f"Z{n}", slug=f"z{n}", postal_code_prefixes=[f"9{n:04d}"], offer_fanout=2)
+        self.channel = ShopChannel.objects.create(token=f"t{n}", name="S", webhook_secret="s" * 20, pickup_lat=52.5, pickup_lon=13.4)
+        self.drivers = []
+        for i in range(4):
+            driver = DriverFactory(capacity=1 + i % 2, zones=[self.zone])
+            if i % 2 == 0:  # half the drivers speak v2
+                Driver.objects.filter(pk=driver.pk).update(v2_connected_at=Now(), app_version="2.5.0")
+            self.drivers.append(driver.pk)
+        self.switch_on = True
+        self._do(lambda: switch_set(name="v2_offers", active=True, actor=OPS))
+
+    def _do(self, action):
+        # on-commit work (withdrawals, sweeps, notifications) runs as it would in production
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            try:
+                action()
+            except DispatchError:
+                pass  # a refusal is a valid outcome; the invariants below say it changed nothing wrong
+
+    def orders(self):
+        return Order.objects.filter(zone=self.zone)
+
+    def offers(self):
+        return Offer.objects.filter(order__zone=self.zone)
+
+    @rule()
+    def order_arrives(self):
+        intake = dispatch_services.OrderIntake(
+            vendure_order_id=uuid.uuid4().hex,
+            code="H",
+            vendure_state="PaymentSettled",
+            currency="EUR",
+            total_minor=1,
+            delivery_fee_minor=1,
+            dropoff_postal_code=self.zone.postal_code_prefixes[0] + "1",
+        )
+
+        def arrive():
+            order = dispatch_services.order_receive(channel=self.channel, intake=intake, actor=OPS)[0]
+            dispatch_services.order_dispatch(order_id=order.pk)
+
+        self._do(arrive)
+
+    @precondition(lambda self: self.offers().filter(state=Offer.State.PENDING).exists())
+    @rule(data=st.data(), accept=st.booleans())
+    def driver_answers(self, data, accept):
+        offer = data.draw(st.sampled_from(list(self.offers().filter(state=Offer.State.PENDING).select_related("driver"))))
+        if accept:
+            self._do(lambda: offer_services.offer_accept(offer_id=offer.pk, driver=offer.driver))
+        else:
+            self._do(lambda: offer_services.offer_decline(offer_id=offer.pk, driver=offer.driver, reason="no"))
+
+    @precondition(lambda self: self.offers().exists())
+    @rule(data=st.data())
+    def answer_again_or_late(self, data):
+        offer = data.draw(st.sampled_from(list(self.offers().select_related("driver"))))
+        self._do(lambda: offer_services.offer_accept(offer_id=offer.pk, driver=offer.driver))
+
+    @precondition(lambda self: self.offers().filter(state=Offer.State.PENDING).exists())
+    @rule()
+    def time_passes_and_offers_lapse(self):
+        # the deadline passes (moved on the rows, since the sweep reads the database's clock)
+        self.offers().filter(state=Offer.State.PENDING).update(expires_at=Now())
+        self._do(offer_services.expire_offers_due)
+
+    @precondition(lambda self: self.orders().exclude(status__in=Order.TERMINAL_STATUSES).exists())
+    @rule(data=st.data())
+    def shop_cancels(self, data):
+        order = data.draw(st.sampled_from(list(self.orders().exclude(status__in=Order.TERMINAL_STATUSES))))
+        self._do(lambda: dispatch_services.order_cancel(order_id=order.pk, actor=OPS, reason="shop"))
+
+    @precondition(lambda self: self.orders().filter(status__in=Order.ACTIVE_STATUSES).exists())
+    @rule(data=st.data())
+    def driver_progresses(self, data):
+        order = data.draw(st.sampled_from(list(self.orders().filter(status__in=Order.ACTIVE_STATUSES).select_related("driver"))))
+        if order.status == Order.Status.ASSIGNED:
+            self._do(lambda: dispatch_services.order_pick_up(order_id=order.pk, driver=order.driver))
+        else:
+            self._do(lambda: dispatch_services.order_deliver(order_id=order.pk, driver=order.driver))
+
+    @rule(index=st.integers(0, 3), state=st.sampled_from(["offline", "online", "break", "end_break"]))
+    def driver_changes_availability(self, index, state):
+        driver_id = self.drivers[index]
+        call = {
+            "offline": lambda: availability.driver_go_offline(driver_id=driver_id, actor=OPS),
+            "online": lambda: availability.driver_go_online(driver_id=driver_id, actor=OPS),
+            "break": lambda: availability.break_start(driver_id=driver_id, minutes=10, actor=OPS),
+            "end_break": lambda: availability.break_end(driver_id=driver_id, actor=OPS),
+        }[state]
+        self._do(call)
+
+    @rule()
+    def assignment_sweep(self):
+        self._do(dispatch_services.assign_orders_due)
+
+    @rule(on=st.booleans())
+    def ops_flip_offers(self, on):
+        self.switch_on = on
+        self._do(lambda: switch_set(name="v2_offers", active=on, actor=OPS))
+
+    # --- invariants --------------------------------------------------------------------
+
+    @invariant()
+    def one_winner_per_order(self):  # invariant 1
+        assert not self.offers().values("order").annotate(n=Count("id", filter=Q(state="accepted"))).filter(n__gt=1).exists()
+        for order in self.orders().filter(status__in=Order.ACTIVE_STATUSES):
+            assert order.driver_id is not None
+            accepted = self.offers().filter(order=order, state=Offer.State.ACCEPTED).first()
+            if accepted is not None:
+                assert accepted.driver_id == order.driver_id
+
+    @invariant()
+    def capacity_and_one_pending_offer(self):  # invariant 2
+        for driver in Driver.objects.filter(pk__in=self.drivers):
+            held = Order.objects.filter(driver=driver, status__in=Order.ACTIVE_STATUSES).count()
+            assert held == driver.active_order_count <= driver.capacity
+            assert Offer.objects.filter(driver=driver, state=Offer.State.PENDING).count() <= 1
+        for offer in self.offers().filter(state=Offer.State.PENDING).select_related("driver", "order"):
+            assert offer.order.status in Order.WAITING_STATUSES
+            assert offer.driver.availability == Driver.Availability.AVAILABLE
+
+    @invariant()
+    def every_state_is_on_the_record(self):  # invariant 3
+        for order in self.orders():
+            last = AuditEvent.objects.filter(order_id=order.pk, kind__startswith="order.").exclude(kind="order.cancel_before_receipt").latest("id")
+            assert last.after["status"] == order.status
+        for offer in self.offers():
+            assert AuditEvent.objects.filter(subject_type="offer", subject_id=str(offer.pk)).latest("id").after["state"] == offer.state
+        for driver in Driver.objects.filter(pk__in=self.drivers):
+            events = AuditEvent.objects.filter(subject_type="driver", subject_id=str(driver.pk), kind__startswith="driver.")
+            if events.exists():
+                assert events.latest("id").after["availability"] == driver.availability
+
+    @invariant()
+    def switch_off_means_v1(self):  # invariant 7
+        if not self.switch_on:
+            assert not self.offers().filter(state=Offer.State.PENDING).exists()
+
+
+@pytest.mark.django_db
+def test_dispatch_invariants_hold_over_random_event_sequences():
+    rollout_set(feature="v2_offers", percentage=100, actor=OPS)
+    run_state_machine_as_test(
+        DispatchMachine,
+        settings=settings(max_examples=25, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)),
+    )
