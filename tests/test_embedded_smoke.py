@@ -23,8 +23,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def embedded_service(tmp_path):
+@pytest.fixture(params=[False])
+def embedded_service(tmp_path, request):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
     env["DISPATCH_VAR_DIR"] = str(tmp_path)
     manage = [sys.executable, str(ROOT / "manage.py")]
@@ -32,7 +32,8 @@ def embedded_service(tmp_path):
         subprocess.run(manage + step, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen(manage + ["serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    serve = [*manage, "serve", "--port", str(port)] + (["--simulate"] if request.param else [])
+    process = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -44,7 +45,11 @@ def embedded_service(tmp_path):
         yield base, tmp_path / "dispatch.sqlite3"
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
         log.close()
 
 
@@ -76,3 +81,19 @@ def test_embedded_default_takes_a_webhook_assigns_and_runs_the_sweep(embedded_se
     assert httpx.get(f"{base}/admin/login/", timeout=10).status_code == 200
     assert httpx.get(f"{base}/static/admin/css/base.css", timeout=10).status_code == 200
     assert json.loads(httpx.get(f"{base}/api/schema/?format=json", timeout=10).text)["info"]["title"]
+
+
+@pytest.mark.parametrize("embedded_service", [True], indirect=True)
+def test_make_run_shows_offers_made_answered_and_lapsing_live(embedded_service):
+    """What a newcomer sees: the simulator's shop and drivers at work on the embedded default."""
+    base, database = embedded_service
+    deadline = time.monotonic() + 90
+    states: set[str] = set()
+    delivered = 0
+    while time.monotonic() < deadline and not ({"accepted", "declined"} <= states and delivered):
+        time.sleep(2)
+        with sqlite3.connect(database) as db:
+            states = {row[0] for row in db.execute("SELECT DISTINCT state FROM offers_offer")}
+            delivered = db.execute("SELECT count(*) FROM dispatch_order WHERE status = 'delivered' AND code LIKE 'SIM-%'").fetchone()[0]
+    assert {"accepted", "declined"} <= states, states
+    assert delivered >= 1
