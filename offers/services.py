@@ -105,11 +105,22 @@ def _own_offer_order_id(offer_id: int, driver: Driver) -> int:
     return order_id
 
 
+def _answered_already(offer_id: int, now: datetime) -> Offer | None:
+    """An offer no longer pending, read without locking: the losers of a race leave at once."""
+    offer = Offer.objects.select_related("order").get(pk=offer_id)
+    return None if offer.state == P else offer
+
+
 def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) -> Offer:
     """Accept: the order is assigned to this driver. Accepting again returns the same offer."""
     now = now or timezone.now()
     with transaction.atomic():
         order_id = _own_offer_order_id(offer_id, driver)
+        answered = _answered_already(offer_id, now)
+        if answered is not None:
+            if answered.state == Offer.State.ACCEPTED:
+                return answered
+            raise _refusal(answered, now)
         _lock_order(order_id)
         won = Offer.objects.filter(pk=offer_id, driver=driver, state=P, expires_at__gt=now).update(state=Offer.State.ACCEPTED, answered_at=now)
         offer = Offer.objects.select_related("order").get(pk=offer_id)

@@ -1,0 +1,121 @@
+"""Webhook in to offer frame on the driver's socket, with 200 drivers connected, against a
+bare echo round trip on the same ASGI server in the same run."""
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.harness import prepare_database, server, summarise, write_result
+
+DRIVERS = int(os.environ.get("BENCH_DRIVERS", "200"))
+ORDERS = int(os.environ.get("BENCH_ORDERS", "300"))
+
+
+def seed() -> tuple[str, str, list[str]]:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from audit.actors import Actor
+    from dispatch.models import Driver, Zone
+    from dispatch.services import shop_channel_register
+    from rollout.services import rollout_set, switch_set
+
+    actor = Actor.system("bench")
+    switch_set(name="v2_offers", active=True, actor=actor)
+    rollout_set(feature="v2_offers", percentage=100, actor=actor)
+    zone = Zone.objects.create(name="Bench city", slug="bench", postal_code_prefixes=["1"], offer_timeout_s=60)
+    channel, _ = shop_channel_register(
+        token="bench-shop", name="Bench shop", webhook_secret="bench-secret-0123456789", pickup_lat=52.5, pickup_lon=13.4, actor=actor
+    )
+    User = get_user_model()
+    users = User.objects.bulk_create([User(username=f"bench-{i}") for i in range(DRIVERS)])
+    drivers = Driver.objects.bulk_create(
+        [Driver(user=u, name=f"Bench {i}", phone=f"+1{i:07d}", capacity=1000, availability=Driver.Availability.AVAILABLE) for i, u in enumerate(users)]
+    )
+    for driver in drivers:
+        driver.zones.add(zone)
+    tokens = Token.objects.bulk_create([Token(user=u, key=uuid.uuid4().hex) for u in users])
+    return channel.token, channel.webhook_secret, [t.key for t in tokens]
+
+
+async def _open(url: str, headers: dict[str, str]) -> ClientConnection:
+    ws = await connect(url, additional_headers=headers, compression=None, ping_interval=None, open_timeout=60)
+    await ws.send(json.dumps({"type": "heartbeat", "id": "ready"}))
+    while json.loads(await ws.recv()).get("id") != "ready":
+        pass
+    return ws
+
+
+async def scenario(base: str, shop: tuple[str, str], tokens: list[str]) -> dict[str, Any]:
+    from vendure import sample_payloads
+
+    ws_base = base.replace("http://", "ws://")
+    sockets = await asyncio.gather(*(_open(f"{ws_base}/ws/driver/", {"Authorization": f"Token {t}", "X-App-Version": "2.5.0"}) for t in tokens))
+    waiting: dict[str, asyncio.Future[float]] = {}
+    errors = 0
+
+    async def listen(ws: ClientConnection) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "offer":
+                arrived = time.perf_counter()
+                future = waiting.get(frame["offer"]["order"]["code"])
+                if future and not future.done():
+                    future.set_result(arrived)
+                await ws.send(json.dumps({"type": "accept", "id": uuid.uuid4().hex, "offer_id": frame["offer"]["id"]}))
+
+    listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
+    echo = await connect(f"{ws_base}/ws/echo/", compression=None, ping_interval=None)
+    offer_latencies, echo_latencies = [], []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for n in range(ORDERS + 20):
+            code = f"L-{n}-{uuid.uuid4().hex[:6]}"
+            order = sample_payloads.order_payload(vendure_order_id=code, code=code, lat=52.5, lon=13.4, postal_code="10115")
+            raw, headers = sample_payloads.signed_request(*shop, sample_payloads.event("order.ready_for_delivery", order))
+            waiting[code] = asyncio.get_running_loop().create_future()
+            started = time.perf_counter()
+            response = await http.post(f"{base}/webhooks/vendure/", content=raw, headers=headers)
+            errors += response.status_code != 200
+            try:
+                arrived = await asyncio.wait_for(waiting[code], timeout=10)
+            except TimeoutError:
+                errors += 1
+                continue
+            started_echo = time.perf_counter()
+            await echo.send("ping")
+            await echo.recv()
+            if n >= 20:  # the first rounds warm caches and pools
+                offer_latencies.append(arrived - started)
+                echo_latencies.append(time.perf_counter() - started_echo)
+    for task in listeners:
+        task.cancel()
+    for ws in [*sockets, echo]:
+        await ws.close()
+    return {"offer": summarise(offer_latencies), "echo": summarise(echo_latencies), "errors": errors}
+
+
+def run() -> dict[str, Any]:
+    prepare_database()
+    token, secret, tokens = seed()
+    with server() as (base, _):
+        measured = asyncio.run(scenario(base, (token, secret), tokens))
+    offer, echo = measured["offer"], measured["echo"]
+    report = {
+        "benchmark": f"webhook in to offer frame on the driver's socket, {DRIVERS} drivers connected, vs a bare echo round trip",
+        "offer": {**offer, "errors": measured["errors"]},
+        "echo": echo,
+        "ratio": {"p50_offer_over_echo": offer["p50_ms"] / echo["p50_ms"], "p99_offer_over_echo": offer["p99_ms"] / echo["p99_ms"]},
+    }
+    write_result("offer_latency", report)
+    print(f"offer latency: webhook in -> offer frame, {DRIVERS} drivers connected")
+    print(f"  {'path':<22}{'count':>8}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"  {'webhook -> offer frame':<22}{offer['count']:>8}{offer['p50_ms']:>10.2f}{offer['p99_ms']:>10.2f}")
+    print(f"  {'bare echo round trip':<22}{echo['count']:>8}{echo['p50_ms']:>10.2f}{echo['p99_ms']:>10.2f}")
+    print(f"  offer/echo: p50 x{report['ratio']['p50_offer_over_echo']:.1f}, p99 x{report['ratio']['p99_offer_over_echo']:.1f}; errors {measured['errors']}")
+    return report
