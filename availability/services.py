@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
-from dispatch.errors import IllegalTransition, InvalidInput, NotFound
+from dispatch.errors import FeatureOff, IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Driver
 from dispatch.signals import driver_became_available, driver_became_unavailable
 
@@ -82,8 +82,16 @@ def driver_go_offline(*, driver_id: int, actor: Actor, now: datetime | None = No
 
 def break_start(*, driver_id: int, minutes: int, actor: Actor, now: datetime | None = None) -> Driver:
     """A break of `minutes`; it ends by itself then (the break sweep), or earlier by `break_end`."""
+    from rollout.models import Feature
+    from rollout.selectors import feature_enabled_for
+
     if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= settings.DISPATCH_MAX_BREAK_MIN:
         raise InvalidInput(f"a break lasts 1 to {settings.DISPATCH_MAX_BREAK_MIN} minutes", minutes=minutes)
+    driver = Driver.objects.filter(pk=driver_id).first()
+    if driver is None:
+        raise NotFound(f"driver {driver_id} not found")
+    if not feature_enabled_for(Feature.AVAILABILITY, driver):
+        raise FeatureOff("breaks are not switched on for this driver (v2_availability); go offline instead", feature=Feature.AVAILABILITY)
     now = now or timezone.now()
     return _driver_availability_set(
         driver_id=driver_id, to=A.ON_BREAK, actor=actor, now=now, allowed_from=(A.AVAILABLE,), break_ends_at=now + timedelta(minutes=minutes)
@@ -94,6 +102,18 @@ def break_end(*, driver_id: int, actor: Actor, now: datetime | None = None, reas
     return _driver_availability_set(
         driver_id=driver_id, to=A.AVAILABLE, actor=actor, now=now or timezone.now(), allowed_from=(A.ON_BREAK,), kind="driver.break_ended", reason=reason
     )
+
+
+def breaks_end_all(*, reason: str) -> int:
+    """v2 availability was switched off: v1 knows no breaks, so every break ends now."""
+    ended = 0
+    for driver_id in Driver.objects.filter(availability=A.ON_BREAK).values_list("pk", flat=True):
+        try:
+            break_end(driver_id=driver_id, actor=SYSTEM, reason=reason)
+            ended += 1
+        except IllegalTransition:
+            continue
+    return ended
 
 
 def driver_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:

@@ -13,3 +13,8 @@ def end_breaks_due() -> int:
 @shared_task(name="availability.offline_silent_drivers_due", ignore_result=True)
 def offline_silent_drivers_due() -> int:
     return services.offline_silent_drivers_due()
+
+
+@shared_task(name="availability.breaks_end_all", ignore_result=True)
+def breaks_end_all() -> int:
+    return services.breaks_end_all(reason="switched_off")

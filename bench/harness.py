@@ -31,7 +31,11 @@ def prepare_database() -> None:
     if "DJANGO_SETTINGS_MODULE" in os.environ:
         from django.db import connections
 
-        connections.close_all()
+        # The database is dropped under us: empty psycopg's pool, not just this thread's handle.
+        for wrapper in connections.all():
+            wrapper.close()
+            if hasattr(wrapper, "close_pool"):
+                wrapper.close_pool()
     admin = BASE_URL.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin.replace("postgres://", "postgresql://"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")

@@ -47,6 +47,12 @@ class IllegalTransition(DispatchError):
         )
 
 
+class FeatureOff(DispatchError):
+    """The request needs a v2 feature that is switched off, or not rolled out, for this driver."""
+
+    code = "feature_off"
+
+
 class OverCapacity(DispatchError):
     code = "over_capacity"
 

@@ -272,8 +272,9 @@ def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
         return None  # drivers are considering it; their answers or the expiry sweep move it on
     offered = 0
     excluded = offer_services.drivers_not_to_offer(order_id)
+    gets_offer = offer_services.offer_decider()
     for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude_ids=excluded):
-        if offer_services.driver_gets_offers(driver):
+        if gets_offer(driver):
             if offer_services.offer_make(order=order, driver=driver, now=now) is not None:
                 offered += 1
                 if offered >= order.zone.offer_fanout:

@@ -8,6 +8,7 @@ clock.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,8 +31,17 @@ logger = logging.getLogger(__name__)
 P = Offer.State.PENDING
 
 
-def driver_gets_offers(driver: Driver) -> bool:
-    return feature_enabled_for(Feature.OFFERS, driver)
+def offer_decider() -> Callable[[Driver], bool]:
+    """Whether each candidate of one dispatch decision gets an offer (v2) or an assignment
+    (v1): the switch and the share are read once for the whole decision."""
+    from waffle import switch_is_active
+
+    from rollout.selectors import rollout_percentage
+
+    if not switch_is_active(Feature.OFFERS):
+        return lambda driver: False
+    percentage = rollout_percentage(Feature.OFFERS)
+    return lambda driver: feature_enabled_for(Feature.OFFERS, driver, percentage=percentage, switch_checked=True)
 
 
 def order_has_pending_offer(order_id: int) -> bool:
@@ -105,7 +115,7 @@ def _own_offer_order_id(offer_id: int, driver: Driver) -> int:
     return order_id
 
 
-def _answered_already(offer_id: int, now: datetime) -> Offer | None:
+def _answered_already(offer_id: int) -> Offer | None:
     """An offer no longer pending, read without locking: the losers of a race leave at once."""
     offer = Offer.objects.select_related("order").get(pk=offer_id)
     return None if offer.state == P else offer
@@ -116,7 +126,7 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
     now = now or timezone.now()
     with transaction.atomic():
         order_id = _own_offer_order_id(offer_id, driver)
-        answered = _answered_already(offer_id, now)
+        answered = _answered_already(offer_id)
         if answered is not None:
             if answered.state == Offer.State.ACCEPTED:
                 return answered

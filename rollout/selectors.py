@@ -36,9 +36,9 @@ def speaks_v2(driver: Driver) -> bool:
     return True
 
 
-def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None = None) -> bool:
+def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None = None, switch_checked: bool = False) -> bool:
     """Switch on, driver in the rollout share, and an app that speaks v2."""
-    if not switch_is_active(feature):
+    if not switch_checked and not switch_is_active(feature):
         return False
     share = rollout_percentage(feature) if percentage is None else percentage
     return rollout_bucket(feature, driver.pk) < share and speaks_v2(driver)

@@ -69,6 +69,16 @@ def v2_offers_on(db):
 
 
 @pytest.fixture
+def v2_availability_on(db):
+    """v2 availability (breaks, heartbeats, silence) switched on for every v2 app."""
+    from audit.actors import Actor
+    from rollout.services import rollout_set, switch_set
+
+    switch_set(name="v2_availability", active=True, actor=Actor.system("test"))
+    rollout_set(feature="v2_availability", percentage=100, actor=Actor.system("test"))
+
+
+@pytest.fixture
 def v2_driver():
     """Make a v2 driver: one whose app has opened the v2 socket."""
     from django.utils import timezone

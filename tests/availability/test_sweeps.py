@@ -15,10 +15,10 @@ pytestmark = pytest.mark.django_db
 ME = Actor.system("test")
 
 
-def test_a_break_ends_by_itself_at_its_end_time():
-    driver = DriverFactory()
+def test_a_break_ends_by_itself_at_its_end_time(v2_availability_on, v2_driver):
+    driver = v2_driver()
     services.break_start(driver_id=driver.pk, minutes=10, actor=ME, now=timezone.now() - timedelta(minutes=11))
-    ongoing = DriverFactory()
+    ongoing = v2_driver()
     services.break_start(driver_id=ongoing.pk, minutes=10, actor=ME)
     assert services.end_breaks_due() == 1
     assert services.end_breaks_due() == 0
@@ -29,15 +29,15 @@ def test_a_break_ends_by_itself_at_its_end_time():
 
 
 @pytest.mark.parametrize("minutes", [0, -5, 121, "10", True])
-def test_a_break_of_a_bad_length_is_refused(minutes):
-    driver = DriverFactory()
+def test_a_break_of_a_bad_length_is_refused(minutes, v2_availability_on, v2_driver):
+    driver = v2_driver()
     with pytest.raises(InvalidInput):
         services.break_start(driver_id=driver.pk, minutes=minutes, actor=ME)
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
 
 
-def test_only_an_available_driver_starts_a_break():
-    driver = DriverFactory(availability=Driver.Availability.OFFLINE)
+def test_only_an_available_driver_starts_a_break(v2_availability_on, v2_driver):
+    driver = v2_driver(availability=Driver.Availability.OFFLINE)
     with pytest.raises(IllegalTransition):
         services.break_start(driver_id=driver.pk, minutes=5, actor=ME)
 
@@ -68,3 +68,27 @@ def test_busy_is_derived_from_the_load():
     Driver.objects.filter(pk=driver.pk).update(active_order_count=1)
     driver.refresh_from_db()
     assert driver.is_busy
+
+
+def test_breaks_need_v2_availability_for_the_driver(v2_driver):
+    from dispatch.errors import FeatureOff
+
+    driver = v2_driver()
+    with pytest.raises(FeatureOff):
+        services.break_start(driver_id=driver.pk, minutes=10, actor=ME)  # the switch is off
+    switch_set(name="v2_availability", active=True, actor=ME)
+    rollout_set(feature="v2_availability", percentage=100, actor=ME)
+    v1_app = DriverFactory()
+    with pytest.raises(FeatureOff):
+        services.break_start(driver_id=v1_app.pk, minutes=10, actor=ME)  # a v1 app knows no breaks
+    assert Driver.objects.get(pk=v1_app.pk).availability == Driver.Availability.AVAILABLE
+    assert services.break_start(driver_id=driver.pk, minutes=10, actor=ME).availability == Driver.Availability.ON_BREAK
+
+
+def test_switching_v2_availability_off_ends_every_break(v2_availability_on, v2_driver, django_capture_on_commit_callbacks):
+    driver = v2_driver()
+    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    with django_capture_on_commit_callbacks(execute=True):
+        switch_set(name="v2_availability", active=False, actor=ME)
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
+    assert AuditEvent.objects.filter(kind="driver.break_ended").latest("id").data == {"reason": "switched_off"}

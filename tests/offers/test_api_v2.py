@@ -9,7 +9,7 @@ from offers.models import Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on", "v2_availability_on")]
 
 
 def client_for(driver):

@@ -14,7 +14,7 @@ from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on", "v2_availability_on")]
 
 
 def token_for(driver):

@@ -172,6 +172,8 @@ class DispatchMachine(RuleBasedStateMachine):
 @pytest.mark.django_db
 def test_dispatch_invariants_hold_over_random_event_sequences():
     rollout_set(feature="v2_offers", percentage=100, actor=OPS)
+    switch_set(name="v2_availability", active=True, actor=OPS)
+    rollout_set(feature="v2_availability", percentage=100, actor=OPS)
     run_state_machine_as_test(
         DispatchMachine,
         settings=settings(max_examples=25, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)),
