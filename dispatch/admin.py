@@ -144,6 +144,11 @@ class OrderAdmin(admin.ModelAdmin):
     actions = ["assign_to_driver", "unassign", "cancel"]
     ordering = ["-received_at"]
 
+    def get_inlines(self, request: HttpRequest, obj: Order | None) -> list[Any]:
+        from offers.admin import OfferInline  # offers build on orders, not the other way round
+
+        return [OfferInline]
+
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Orders come from shops and change only through the actions: nothing is edited in place.
         return [f.name for f in Order._meta.fields] + ["audit_link"]

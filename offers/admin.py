@@ -24,3 +24,19 @@ class OfferAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class OfferInline(admin.TabularInline):
+    """The offers of an order, on the order's page in the ops console."""
+
+    model = Offer
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("driver", "state", "created_at", "expires_at", "answered_at", "withdrawn_reason", "decline_reason", "distance_m")
+    ordering = ["created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
