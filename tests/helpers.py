@@ -30,3 +30,18 @@ def receive_order(channel, **order_kwargs):
 
 def json_body(response):
     return json.loads(response.content)
+
+
+def order_intake(code="T", postal_code="10115"):
+    """A minimal order as the intake service takes it, for tests that bypass the webhook."""
+    from dispatch.services import OrderIntake
+
+    return OrderIntake(
+        vendure_order_id=uuid.uuid4().hex,
+        code=code,
+        vendure_state="PaymentSettled",
+        currency="EUR",
+        total_minor=100,
+        delivery_fee_minor=10,
+        dropoff_postal_code=postal_code,
+    )

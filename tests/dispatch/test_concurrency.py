@@ -11,7 +11,7 @@ from audit.models import AuditEvent
 from dispatch import services
 from dispatch.models import Driver, Order
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
-from tests.helpers import ready_event
+from tests.helpers import order_intake, ready_event
 from vendure import sample_payloads
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,15 +81,7 @@ def test_two_workers_racing_to_assign_one_order_to_different_drivers():
     channel = ShopChannelFactory()
     order = services.order_receive(
         channel=channel,
-        intake=services.OrderIntake(
-            vendure_order_id="1",
-            code="RACE",
-            vendure_state="PaymentSettled",
-            currency="EUR",
-            total_minor=1,
-            delivery_fee_minor=1,
-            dropoff_postal_code="10115",
-        ),
+        intake=order_intake(code="RACE"),
         actor=services.SYSTEM,
     )[0]
     drivers = [DriverFactory() for _ in range(8)]

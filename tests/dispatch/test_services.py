@@ -10,7 +10,7 @@ from dispatch.errors import IllegalTransition, NotFound, OverCapacity
 from dispatch.models import Driver, Order
 from dispatch.services import ORDER_TRANSITIONS
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
-from tests.helpers import receive_order
+from tests.helpers import order_intake, receive_order
 
 pytestmark = pytest.mark.django_db
 S = Order.Status
@@ -30,7 +30,7 @@ def order_in(status, channel, actor):
     if status == S.RECEIVED:
         # RECEIVED is only seen between intake and dispatch; make one without a driver free.
         driver_go_offline(driver_id=driver.pk, actor=actor)
-        order = services.order_receive(channel=channel, intake=_intake(), actor=actor)[0]
+        order = services.order_receive(channel=channel, intake=order_intake(), actor=actor)[0]
     elif status == S.UNASSIGNED:
         services.order_unassign(order_id=order.pk, actor=actor)
     elif status == S.PICKED_UP:
@@ -46,20 +46,6 @@ def order_in(status, channel, actor):
     order.refresh_from_db()
     assert order.status == status
     return order
-
-
-def _intake():
-    import uuid
-
-    return services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex,
-        code="X",
-        vendure_state="PaymentSettled",
-        currency="EUR",
-        total_minor=100,
-        delivery_fee_minor=10,
-        dropoff_postal_code="10115",
-    )
 
 
 def do_transition(order, to, actor):

@@ -15,6 +15,7 @@ from dispatch import services as dispatch_services
 from dispatch.models import Driver, Order
 from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
+from tests.helpers import order_intake
 from tests.live.servers import uvicorn_servers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on")]
@@ -133,20 +134,6 @@ def test_a_reconnect_storm_of_two_thousand_sockets_gets_no_error_and_bounded_con
 
 
 def _offered_order(channel):
-    order = dispatch_services.order_receive(channel=channel, intake=_intake(), actor=dispatch_services.SYSTEM)[0]
+    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=dispatch_services.SYSTEM)[0]
     dispatch_services.order_dispatch(order_id=order.pk)
     return order
-
-
-def _intake():
-    import uuid
-
-    return dispatch_services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex,
-        code="LIVE",
-        vendure_state="PaymentSettled",
-        currency="EUR",
-        total_minor=100,
-        delivery_fee_minor=10,
-        dropoff_postal_code="10115",
-    )

@@ -13,7 +13,7 @@ from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferW
 from offers.models import Offer
 from rollout.services import switch_set
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
-from tests.helpers import receive_order
+from tests.helpers import order_intake, receive_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 STAFF = Actor.system("test ops")
@@ -74,7 +74,7 @@ def test_decline_moves_the_order_to_the_next_driver_and_never_back(channel, v2_d
 
 def test_expiry_sweep_lapses_due_offers_and_moves_on_and_a_late_accept_is_refused(channel, v2_driver):
     v2_driver(), v2_driver()
-    order = dispatch_services.order_receive(channel=channel, intake=_intake(), actor=STAFF)[0]
+    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
     dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=45))  # offered 45 s ago
     lapsed = pending(order)
     assert services.expire_offers_due() == 1
@@ -88,7 +88,7 @@ def test_expiry_sweep_lapses_due_offers_and_moves_on_and_a_late_accept_is_refuse
 
 def test_an_accept_after_the_deadline_but_before_the_sweep_is_refused_as_expired(channel, v2_driver):
     driver = v2_driver()
-    order = dispatch_services.order_receive(channel=channel, intake=_intake(), actor=STAFF)[0]
+    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
     dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=31))
     with pytest.raises(OfferExpired):
         services.offer_accept(offer_id=pending(order).pk, driver=driver)
@@ -193,17 +193,3 @@ def test_going_offline_withdraws_the_pending_offer_and_offers_the_next_driver(ch
     offer.refresh_from_db()
     assert (offer.state, offer.withdrawn_reason) == (Offer.State.WITHDRAWN, Offer.WithdrawnReason.DRIVER_UNAVAILABLE)
     assert pending(order).driver_id != offer.driver_id
-
-
-def _intake():
-    import uuid
-
-    return dispatch_services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex,
-        code="EXP",
-        vendure_state="PaymentSettled",
-        currency="EUR",
-        total_minor=100,
-        delivery_fee_minor=10,
-        dropoff_postal_code="10115",
-    )

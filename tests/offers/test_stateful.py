@@ -1,7 +1,6 @@
 """Invariants 1, 2, 3 and 7 of DESIGN.md over random sequences of dispatch events (hypothesis)."""
 
 import itertools
-import uuid
 
 import pytest
 from django.db.models import Count, Q
@@ -21,6 +20,7 @@ from offers import services as offer_services
 from offers.models import Offer
 from rollout.services import rollout_set, switch_set
 from tests.factories import DriverFactory
+from tests.helpers import order_intake
 
 OPS = Actor.system("stateful")
 counter = itertools.count()
@@ -57,15 +57,7 @@ class DispatchMachine(RuleBasedStateMachine):
 
     @rule()
     def order_arrives(self):
-        intake = dispatch_services.OrderIntake(
-            vendure_order_id=uuid.uuid4().hex,
-            code="H",
-            vendure_state="PaymentSettled",
-            currency="EUR",
-            total_minor=1,
-            delivery_fee_minor=1,
-            dropoff_postal_code=self.zone.postal_code_prefixes[0] + "1",
-        )
+        intake = order_intake(code="H", postal_code=self.zone.postal_code_prefixes[0] + "1")
 
         def arrive():
             order = dispatch_services.order_receive(channel=self.channel, intake=intake, actor=OPS)[0]
