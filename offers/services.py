@@ -1,10 +1,11 @@
 """Offer lifecycle: made, accepted, declined, expired, withdrawn.
 
-Every answer locks the order first (rows are locked orders, then drivers, then offers, so
-two transactions never deadlock) and then moves the offer by compare-and-set: of racing
-accepts, exactly one moves its offer and assigns the order; the rest find their offer
-withdrawn as taken. Expiry is a deadline column and a sweep, compared with the database's
-clock.
+Every answer takes the order's row lock before anything else, so everything that happens to
+one order (answers, expiry, cancellation, assignment) is serialised on that row and no two
+transactions wait on each other in opposite orders. The offer then moves by compare-and-set:
+of racing accepts exactly one moves its offer and assigns the order; the others find their
+offer withdrawn as taken. Expiry is a deadline column and a sweep, compared with the
+database's clock.
 """
 
 import logging
