@@ -4,7 +4,12 @@ The database is the truth; a frame is a hint. A driver who reconnects is sent th
 offer and active orders again, so a lost frame costs nothing but a little time.
 """
 
+import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -34,11 +39,54 @@ def offer_event_send(frame_type: str, offer_id: int) -> None:
         push_if_not_connected(offer)
 
 
-def driver_frame_send(driver_id: int, frame: dict) -> None:
+BATCH_MAX_FRAMES = 50
+# Frames waiting to go out together; None when frames go out one by one.
+_batch: ContextVar[list[tuple[int, dict[str, Any]]] | None] = ContextVar("driver_frame_batch", default=None)
+
+
+@contextmanager
+def driver_frames_batched() -> Iterator[None]:
+    """Send the frames made inside the block in one trip to the channel layer at its end.
+
+    Crossing from sync to async code costs about 2 ms a time; a sweep that lapses a thousand
+    offers pays it once instead of a thousand times.
+    """
+    frames: list[tuple[int, dict[str, Any]]] = []
+    token = _batch.set(frames)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        if frames:
+            _send_now(frames)
+
+
+def driver_frame_send(driver_id: int, frame: dict[str, Any]) -> None:
+    pending = _batch.get()
+    if pending is None:
+        _send_now([(driver_id, frame)])
+        return
+    pending.append((driver_id, frame))
+    if len(pending) >= BATCH_MAX_FRAMES:  # a long sweep must not hold its first frames back
+        _send_now(pending[:])
+        pending.clear()
+
+
+def _send_now(frames: list[tuple[int, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+
+    async def send_all() -> None:
+        results = await asyncio.gather(
+            *(layer.group_send(driver_group(driver_id), {"type": "driver.frame", "frame": frame}) for driver_id, frame in frames),
+            return_exceptions=True,
+        )
+        for (driver_id, frame), result in zip(frames, results, strict=True):
+            if isinstance(result, Exception):
+                logger.error("could not send a %s frame to driver %s: %r", frame.get("type"), driver_id, result)
+
     try:
-        async_to_sync(layer.group_send)(driver_group(driver_id), {"type": "driver.frame", "frame": frame})
+        async_to_sync(send_all)()
     except Exception:  # a frame is a hint: never let the layer fail the caller
-        logger.exception("could not send a %s frame to driver %s", frame.get("type"), driver_id)
+        logger.exception("could not send %s driver frame(s)", len(frames))

@@ -179,7 +179,14 @@ def expire_offers_due(*, limit: int = 500) -> int:
     LOCKED, so an answer in flight is never overtaken and two sweeps never expire the same
     offer. Safe to run twice and after missed ticks. Returns how many offers lapsed.
     """
+    from offers.notify import driver_frames_batched
+
     due = list(Offer.objects.filter(state=P, expires_at__lte=Now()).order_by("expires_at").values_list("pk", "order_id")[:limit])
+    with driver_frames_batched():
+        return _expire_offers(due)
+
+
+def _expire_offers(due: list[tuple[int, int]]) -> int:
     expired = 0
     for offer_id, order_id in due:
         with transaction.atomic():
