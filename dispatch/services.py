@@ -334,17 +334,14 @@ def assign_orders_due(*, now: datetime | None = None, limit: int | None = None) 
     now = now or timezone.now()
     limit = limit or settings.DISPATCH_ASSIGN_SWEEP_BATCH
     assigned = 0
-    full_zones: set[int] = set()
-    for order_id, zone_id in selectors.orders_waiting_for_driver().values_list("pk", "zone_id")[:limit]:
-        if zone_id in full_zones:
-            continue  # no free driver left there this run: skip the query
+    # Every waiting order is tried on its own: one that found nobody (say, every driver
+    # declined it) says nothing about the next one in the same zone.
+    for order_id in selectors.orders_waiting_for_driver().values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             if not Order.objects.select_for_update(skip_locked=True).filter(pk=order_id, status__in=Order.WAITING_STATUSES).exists():
                 continue
             if order_dispatch(order_id=order_id, now=now) is not None:
                 assigned += 1
-            elif zone_id is not None:
-                full_zones.add(zone_id)
     return assigned
 
 

@@ -193,3 +193,14 @@ def test_going_offline_withdraws_the_pending_offer_and_offers_the_next_driver(ch
     offer.refresh_from_db()
     assert (offer.state, offer.withdrawn_reason) == (Offer.State.WITHDRAWN, Offer.WithdrawnReason.DRIVER_UNAVAILABLE)
     assert pending(order).driver_id != offer.driver_id
+
+
+def test_the_sweep_offers_other_waiting_orders_of_a_zone_after_one_was_declined_by_everyone(channel, v2_driver):
+    only = v2_driver()
+    declined = receive_order(channel)
+    services.offer_decline(offer_id=pending(declined).pk, driver=only)  # nobody else: it waits
+    other = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
+    dispatch_services.order_mark_unassigned(order_id=other.pk, reason="no_candidates")  # waiting, older offers none
+    dispatch_services.assign_orders_due()
+    assert pending(other).driver == only
+    assert not Offer.objects.filter(order=declined, state=Offer.State.PENDING).exists()
