@@ -81,13 +81,11 @@ class OrderV1Serializer(serializers.ModelSerializer):
 
     @extend_schema_field(PlaceSerializer)
     def get_pickup(self, order: Order) -> dict[str, Any]:
-        return {"address": order.channel.pickup_address or order.channel.name, "lat": order.pickup_lat, "lon": order.pickup_lon}
+        return order.pickup_place
 
     @extend_schema_field(PlaceSerializer)
     def get_dropoff(self, order: Order) -> dict[str, Any]:
-        a = order.dropoff_address
-        parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
-        return {"address": ", ".join(p for p in parts if p), "lat": order.dropoff_lat, "lon": order.dropoff_lon}
+        return order.dropoff_place
 
 
 class DeliveredSerializer(serializers.Serializer):

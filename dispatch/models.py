@@ -235,3 +235,15 @@ class Order(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def pickup_place(self) -> dict[str, object]:
+        """Where the driver collects the order, as the driver APIs show it."""
+        return {"address": self.channel.pickup_address or self.channel.name, "lat": self.pickup_lat, "lon": self.pickup_lon}
+
+    @property
+    def dropoff_place(self) -> dict[str, object]:
+        """Where the order goes, as the driver APIs show it."""
+        a = self.dropoff_address
+        parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
+        return {"address": ", ".join(p for p in parts if p), "lat": self.dropoff_lat, "lon": self.dropoff_lon}

@@ -6,24 +6,14 @@ from dispatch.models import Order
 from offers.models import Offer
 
 
-def _place_of_pickup(order: Order) -> dict[str, Any]:
-    return {"address": order.channel.pickup_address or order.channel.name, "lat": order.pickup_lat, "lon": order.pickup_lon}
-
-
-def _place_of_dropoff(order: Order) -> dict[str, Any]:
-    a = order.dropoff_address
-    parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
-    return {"address": ", ".join(p for p in parts if p), "lat": order.dropoff_lat, "lon": order.dropoff_lon}
-
-
 def order_summary(order: Order) -> dict[str, Any]:
     return {
         "id": order.pk,
         "code": order.code,
         "status": order.status,
         "items": order.item_summary,
-        "pickup": _place_of_pickup(order),
-        "dropoff": _place_of_dropoff(order),
+        "pickup": order.pickup_place,
+        "dropoff": order.dropoff_place,
         "customer_name": order.customer_name,
         "customer_phone": order.customer_phone if order.status in Order.ACTIVE_STATUSES else "",
         "fee_minor": order.delivery_fee_minor,
