@@ -1,20 +1,24 @@
 """Plain pages: the landing page a newcomer opens, and the liveness probe."""
 
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from dispatch.models import Driver, Order
+from offers.models import Offer
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    counts = {status.label: Order.objects.filter(status=status).count() for status in Order.Status}
+    by_status = dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    by_state = dict(Offer.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    by_availability = dict(Driver.objects.values_list("availability").annotate(n=Count("id")).values_list("availability", "n"))
     return render(
         request,
         "home.html",
         {
-            "order_counts": counts,
-            "drivers_available": Driver.objects.filter(availability=Driver.Availability.AVAILABLE).count(),
-            "drivers_total": Driver.objects.count(),
+            "order_counts": {status.label: by_status.get(status.value, 0) for status in Order.Status},
+            "offer_counts": {state.label: by_state.get(state.value, 0) for state in Offer.State},
+            "driver_counts": {a.label: by_availability.get(a.value, 0) for a in Driver.Availability},
         },
     )
 

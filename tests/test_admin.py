@@ -144,3 +144,9 @@ def test_admin_lists_make_a_bounded_number_of_queries(admin_client, waiting_orde
     for url in ("/admin/dispatch/order/", "/admin/dispatch/driver/"):
         with django_assert_max_num_queries(15):
             assert admin_client.get(url).status_code == 200
+
+
+def test_the_landing_page_counts_in_three_queries(client, waiting_order, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):
+        page = client.get("/")
+    assert page.status_code == 200 and b"Unassigned" in page.content and b"/ws/driver/" in page.content

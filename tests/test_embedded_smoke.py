@@ -1,7 +1,9 @@
 """`make run` on the embedded default: no DATABASE_URL, no REDIS_URL, one process."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -33,7 +35,8 @@ def embedded_service(tmp_path, request):
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     serve = [*manage, "serve", "--port", str(port)] + (["--simulate"] if request.param else [])
-    process = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    # its own process group, so the simulator it starts goes down with it whatever happens
+    process = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -50,6 +53,8 @@ def embedded_service(tmp_path, request):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
         log.close()
 
 

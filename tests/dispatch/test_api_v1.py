@@ -136,3 +136,16 @@ def test_a_deeply_nested_body_gets_400_not_500(setup):
     response = client.post(f"/api/v1/orders/{order.pk}/failed/", data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
     assert response.status_code == 400
     assert Order.objects.get(pk=order.pk).status == Order.Status.ASSIGNED
+
+
+def test_unknown_api_paths_get_the_api_error_shape_and_pages_get_a_page(client):
+    api = client.get("/api/v1/orders/not-a-number/")
+    assert api.status_code == 404 and api.json()["code"] == "not_found"
+    page = client.get("/nowhere/")
+    assert page.status_code == 404 and b"Not found" in page.content
+
+
+def test_the_system_checks_pass():
+    from django.core.management import call_command
+
+    call_command("check", fail_level="WARNING")

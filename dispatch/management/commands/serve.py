@@ -32,15 +32,13 @@ class Command(BaseCommand):
             simulator = subprocess.Popen([sys.executable, "manage.py", "simulate", "--base-url", base_url])  # noqa: S603 (our own command)
         try:
             if settings.IS_EMBEDDED:
-                self._run_embedded(options["host"], options["port"])
+                self._run_embedded(options["host"], options["port"], before_stop=lambda: _stop(simulator))
             else:
                 self._run_processes(options["host"], options["port"])
         finally:
-            if simulator is not None:
-                simulator.terminate()
-                simulator.wait(timeout=15)
+            _stop(simulator)
 
-    def _run_embedded(self, host: str, port: int) -> None:
+    def _run_embedded(self, host: str, port: int, before_stop: Any = None) -> None:
         import uvicorn
         from celery.beat import EmbeddedService
         from celery.worker import WorkController
@@ -65,6 +63,8 @@ class Command(BaseCommand):
         try:
             uvicorn.Server(config).run()
         finally:
+            if before_stop:
+                before_stop()  # the simulator first: the worker may take a while to stop
             beat.stop()
             worker.stop(in_sighandler=False)
 
@@ -102,3 +102,13 @@ class Command(BaseCommand):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _stop(process: "subprocess.Popen[bytes] | None") -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()

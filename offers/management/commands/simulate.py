@@ -63,7 +63,9 @@ class Command(BaseCommand):
         tasks.append(asyncio.create_task(run_shop(settings, boxes, stop, seed)))
         if duration:
             loop.call_later(duration, stop.set)
+        watchdog = asyncio.create_task(_stop_when_orphaned(stop))
         await stop.wait()
+        watchdog.cancel()
         await asyncio.wait(tasks, timeout=5)
         for task in tasks:
             task.cancel()
@@ -90,3 +92,14 @@ async def _wait_for_service(base_url: str, timeout_s: float = 60) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise CommandError(f"the service at {base_url} did not answer within {timeout_s:.0f} s")
             await asyncio.sleep(0.5)
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Started by `serve --simulate`: when that parent dies without stopping us, stop too."""
+    import os
+
+    parent = os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent:
+            stop.set()
+        await asyncio.sleep(1)
