@@ -4,7 +4,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,15 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live.servers import free_port, wait_until_healthy
 from vendure import sample_payloads
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=[False])
@@ -38,13 +32,8 @@ def embedded_service(tmp_path, request):
     # its own process group, so the simulator it starts goes down with it whatever happens
     process = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
     try:
+        wait_until_healthy(base)
         yield base, tmp_path / "dispatch.sqlite3"
     finally:
         process.terminate()

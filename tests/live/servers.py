@@ -14,6 +14,19 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def wait_until_healthy(base_url, timeout_s=30):
+    """Block until the server at base_url answers /healthz; raise if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(f"{base_url}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,15 +74,7 @@ def uvicorn_servers(count=1, extra_env=None):
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url in urls:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{url}/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_until_healthy(url)
         yield urls
     finally:
         for process in processes:
