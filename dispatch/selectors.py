@@ -2,6 +2,7 @@
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, QuerySet
@@ -40,7 +41,9 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
     return zone_for_postal_code(postal_code)
 
 
-def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude_ids: Collection[int] = ()) -> list[Driver]:
+def candidate_drivers(
+    zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude_ids: Collection[int] | QuerySet[Any] = ()
+) -> list[Driver]:
     """Available drivers of the zone with free capacity, best first.
 
     Ranking: drivers with a recent position (younger than DISPATCH_POSITION_MAX_AGE_S) by
@@ -55,7 +58,7 @@ def candidate_drivers(zone: Zone, pickup_lat: float, pickup_lon: float, now: dat
             availability=Driver.Availability.AVAILABLE,
             active_order_count__lt=F("capacity"),
         )
-        .exclude(pk__in=list(exclude_ids))
+        .exclude(pk__in=exclude_ids)
         .only("pk", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
         .order_by(F("idle_since").asc(nulls_first=True), "pk")
     )

@@ -87,19 +87,15 @@ class DriverConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame))
 
     async def _authenticate(self, message_id: Any, token: str, app_version: str) -> None:
-        # Join the group first, so no frame sent after the state is read can be missed.
-        connected = await database_sync_to_async(selectors.driver_for_token)(token)
-        if connected is None:
+        driver = await database_sync_to_async(selectors.driver_for_token)(token)
+        if driver is None:
             await self._send(error_frame(message_id, "unauthenticated", "The API token is not valid."))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        await self.channel_layer.group_add(driver_group(connected.pk), self.channel_name)
-        result = await database_sync_to_async(services.driver_socket_connect)(token=token, app_version=app_version)
-        if result is None:  # the token was revoked in between
-            await self.channel_layer.group_discard(driver_group(connected.pk), self.channel_name)
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.driver, state_frames = result
+        # Join the group before reading the state, so no frame sent in between can be missed.
+        await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
+        state_frames = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, app_version=app_version)
+        self.driver = driver
         if self.auth_deadline:
             self.auth_deadline.cancel()
         if message_id is not None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -49,11 +50,12 @@ def order_has_pending_offer(order_id: int) -> bool:
     return Offer.objects.filter(order_id=order_id, state=P).exists()
 
 
-def drivers_not_to_offer(order_id: int) -> set[int]:
-    """Drivers who declined or let this order's offer lapse, and drivers busy with another offer."""
-    answered = Offer.objects.filter(order_id=order_id, state__in=[Offer.State.DECLINED, Offer.State.EXPIRED]).values_list("driver_id", flat=True)
-    busy = Offer.objects.filter(state=P).values_list("driver_id", flat=True)
-    return set(answered) | set(busy)
+def drivers_not_to_offer(order_id: int) -> QuerySet[Offer, Any]:
+    """Drivers who declined or let this order's offer lapse, and drivers busy with another offer.
+
+    A subquery, not a list: the candidate query excludes them in the database, without
+    reading every pending offer of the system into memory at each decision."""
+    return Offer.objects.filter(Q(order_id=order_id, state__in=[Offer.State.DECLINED, Offer.State.EXPIRED]) | Q(state=P)).values("driver_id")
 
 
 def _offer_audit(offer: Offer, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> None:
@@ -247,19 +249,16 @@ def driver_offers_withdraw(*, driver_id: int) -> int:
     return withdrawn
 
 
-def driver_socket_connect(*, token: str, app_version: str = "") -> tuple[Driver, list[dict[str, Any]]] | None:
-    """A socket authenticates: mark the app as v2 and reachable; return the driver and the
-    frames they must get again (pending offer, active orders). One round of queries."""
+def driver_socket_connect(*, driver_id: int, app_version: str = "") -> list[dict[str, Any]]:
+    """An authenticated socket joined: mark the app as v2 and reachable; return the frames the
+    driver must get again (pending offer, active orders)."""
     from offers import selectors
     from offers.frames import offer_frame, order_update_frame
 
-    driver = selectors.driver_for_token(token)
-    if driver is None:
-        return None
-    driver_socket_opened(driver_id=driver.pk, app_version=app_version)
-    frames = [offer_frame(offer) for offer in selectors.driver_pending_offers(driver.pk)]
-    frames += [order_update_frame(order) for order in selectors.driver_active_orders(driver.pk)]
-    return driver, frames
+    driver_socket_opened(driver_id=driver_id, app_version=app_version)
+    frames = [offer_frame(offer) for offer in selectors.driver_pending_offers(driver_id)]
+    frames += [order_update_frame(order) for order in selectors.driver_active_orders(driver_id)]
+    return frames
 
 
 def driver_socket_opened(*, driver_id: int, app_version: str = "", now: datetime | None = None) -> None:
