@@ -67,7 +67,7 @@ def _driver_availability_set(
         if to == A.AVAILABLE:
             transaction.on_commit(lambda: driver_became_available.send(sender=Driver, driver_id=driver_id), robust=True)
         else:
-            transaction.on_commit(lambda: driver_became_unavailable.send(sender=Driver, driver_id=driver_id, reason=to), robust=True)
+            transaction.on_commit(lambda: driver_became_unavailable.send(sender=Driver, driver_id=driver_id, reason=to, cause=reason), robust=True)
     return driver
 
 

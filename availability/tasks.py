@@ -3,14 +3,15 @@
 from celery import shared_task
 
 from availability import services
+from observability.tasks import sweep_task
 
 
-@shared_task(name="availability.end_breaks_due", ignore_result=True)
+@sweep_task("availability.end_breaks_due")
 def end_breaks_due() -> int:
     return services.end_breaks_due()
 
 
-@shared_task(name="availability.offline_silent_drivers_due", ignore_result=True)
+@sweep_task("availability.offline_silent_drivers_due")
 def offline_silent_drivers_due() -> int:
     return services.offline_silent_drivers_due()
 

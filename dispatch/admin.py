@@ -22,13 +22,42 @@ admin.site.index_title = "Zones, drivers, orders and the audit trail"
 
 
 class ServiceSavedAdmin(admin.ModelAdmin):
-    """Saves through `reference_data_save`, so each edit is audited with the staff user."""
+    """Saves and deletes through services, so each edit (inline rows too) is audited with the staff user."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
         m2m_after = {name: [str(v) for v in form.cleaned_data[name]] for name in form.changed_data if obj._meta.get_field(name).many_to_many}
         services.reference_data_save(
             instance=obj, changed_fields=list(form.changed_data), is_new=not change, actor=Actor.staff(request.user), m2m_after=m2m_after
         )
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        actor = Actor.staff(request.user)
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            services.reference_data_delete(instance=obj, actor=actor)
+        for obj in formset.new_objects:
+            fields = [f.name for f in obj._meta.concrete_fields if not f.auto_created]
+            services.reference_data_save(instance=obj, changed_fields=fields, is_new=True, actor=actor)
+        for obj, changed_fields in formset.changed_objects:
+            services.reference_data_save(instance=obj, changed_fields=list(changed_fields), is_new=False, actor=actor)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.reference_data_delete(instance=obj, actor=Actor.staff(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            services.reference_data_delete(instance=obj, actor=Actor.staff(request.user))
+
+
+class ActionFormMixin:
+    """Admin actions that ask for something first (a driver, a reason) on an intermediate page."""
+
+    admin_site: admin.AdminSite
+    model: Any
+
+    def _form_page(self, request: HttpRequest, queryset: QuerySet[Any], form: forms.Form, action: str, title: str) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": title, "items": queryset, "form": form, "action": action, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/action_form.html", context)
 
 
 @admin.register(Zone)
@@ -135,7 +164,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
     list_display = ["code", "channel", "zone", "status", "driver", "customer_name", "fee", "received_at", "status_changed_at", "promised_at"]
     list_filter = ["status", "zone", "channel", "waiting_reason"]
     search_fields = ["code", "vendure_order_id", "customer_name", "customer_phone", "driver__name"]
@@ -166,10 +195,6 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Audit trail")
     def audit_link(self, order: Order) -> str:
         return format_html('<a href="{}?order_id={}">Story of this order</a>', reverse("admin:audit_auditevent_changelist"), order.pk)
-
-    def _form_page(self, request: HttpRequest, queryset: QuerySet[Order], form: forms.Form, action: str, title: str) -> TemplateResponse:
-        context = {**self.admin_site.each_context(request), "title": title, "orders": queryset, "form": form, "action": action, "opts": self.model._meta}
-        return TemplateResponse(request, "admin/dispatch/order/action_form.html", context)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Order], call: Any, verb: str) -> None:
         done = 0

@@ -202,6 +202,12 @@ class Order(models.Model):
     failure_reason = models.CharField(max_length=255, blank=True)
     proof_note = models.CharField(max_length=1000, blank=True)
     proof_photo_ref = models.CharField(max_length=500, blank=True)
+    # Set when dispatch last found nobody to offer the order to, cleared when it finds someone.
+    out_of_candidates_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reassign_count = models.PositiveSmallIntegerField(default=0, editable=False, help_text="Automatic reassignments so far")
+    limits_extended_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Ops gave the order more time: no reassignment or escalation before then"
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -222,6 +228,16 @@ class Order(models.Model):
             models.Index(fields=["status", "received_at"], name="order_status_received"),
             models.Index(fields=["driver", "status"], name="order_driver_status"),
             models.Index(fields=["code"], name="order_code"),
+            # The escalation and reassignment sweeps: one partial index per deadline they read,
+            # so finished orders (nearly all of the table) are never looked at.
+            models.Index(fields=["status_changed_at"], condition=Q(status__in=["received", "unassigned"]), name="order_waiting_since"),
+            models.Index(
+                fields=["out_of_candidates_at"],
+                condition=Q(status__in=["received", "unassigned"], out_of_candidates_at__isnull=False),
+                name="order_out_of_candidates",
+            ),
+            models.Index(fields=["assigned_at"], condition=Q(status="assigned"), name="order_awaiting_pickup"),
+            models.Index(fields=["promised_at"], condition=Q(status="picked_up"), name="order_in_delivery"),
         ]
 
     def __str__(self) -> str:
@@ -247,3 +263,26 @@ class Order(models.Model):
         a = self.dropoff_address
         parts = [a.get("streetLine1"), a.get("streetLine2"), a.get("postalCode"), a.get("city")]
         return {"address": ", ".join(p for p in parts if p), "lat": self.dropoff_lat, "lon": self.dropoff_lon}
+
+
+class Reassignment(models.Model):
+    """An order taken back from its driver without them asking: gone offline or silent, or
+    not picked up in time. The driver is not offered that order again."""
+
+    class Reason(models.TextChoices):
+        DRIVER_OFFLINE = "driver_offline", "The driver went offline"
+        DRIVER_SILENT = "driver_silent", "The driver went silent"
+        MISSED_PICKUP = "missed_pickup", "Not picked up in time"
+        BY_OPS = "by_ops", "Reassigned by ops"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="reassignments")
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="reassignments")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["order"], name="reassignment_order")]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} taken from driver {self.driver_id} ({self.reason})"

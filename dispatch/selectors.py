@@ -1,6 +1,6 @@
 """Reads shared by the webhook, the API, the sweeps and admin."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +42,7 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
 
 
 def candidate_drivers(
-    zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude_ids: Collection[int] | QuerySet[Any] = ()
+    zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude: Iterable[Collection[int] | QuerySet[Any]] = ()
 ) -> list[Driver]:
     """Available drivers of the zone with free capacity, best first.
 
@@ -52,15 +52,13 @@ def candidate_drivers(
     """
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S)
+    candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"))
+    for excluded_ids in exclude:  # ids or subqueries of ids: excluded in the database
+        candidates = candidates.exclude(pk__in=excluded_ids)
     drivers = list(
-        Driver.objects.filter(
-            zones=zone,
-            availability=Driver.Availability.AVAILABLE,
-            active_order_count__lt=F("capacity"),
+        candidates.only("pk", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at").order_by(
+            F("idle_since").asc(nulls_first=True), "pk"
         )
-        .exclude(pk__in=exclude_ids)
-        .only("pk", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
-        .order_by(F("idle_since").asc(nulls_first=True), "pk")
     )
 
     def rank(driver: Driver) -> tuple[int, float, int]:

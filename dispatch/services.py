@@ -5,10 +5,9 @@ transaction that also writes its audit event. Rows are touched in one fixed orde
 before drivers, so concurrent transitions never deadlock.
 """
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -19,8 +18,9 @@ from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import selectors
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound, OverCapacity
-from dispatch.models import Driver, Order, ShopChannel
-from dispatch.signals import order_status_changed, order_stopped_waiting
+from dispatch.models import Driver, Order, Reassignment, ShopChannel
+from dispatch.signals import order_moved, order_status_changed, order_stopped_waiting
+from observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -126,13 +126,15 @@ def _order_move(
     now: datetime,
     kind: str | None = None,
     only_driver_id: int | None = None,
+    only_from: tuple[str, ...] | None = None,
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> Order:
     """Move an order to `to` by compare-and-set; release capacity when it leaves a driver.
 
     `only_driver_id` restricts the move to the order's own driver: anyone else is told the
-    order does not exist, so drivers cannot probe each other's orders.
+    order does not exist, so drivers cannot probe each other's orders. `only_from` narrows
+    the statuses the move may start from.
     """
     with transaction.atomic():
         # Read under the row lock: a racing change (an accept, a cancellation) commits first
@@ -141,7 +143,7 @@ def _order_move(
         if current is None or (only_driver_id is not None and current["driver_id"] != only_driver_id):
             raise NotFound(f"order {order_id} not found")
         status, driver_id = current["status"], current["driver_id"]
-        if to not in ORDER_TRANSITIONS[status]:
+        if to not in ORDER_TRANSITIONS[status] or (only_from is not None and status not in only_from):
             raise IllegalTransition(f"order {order_id}", status, to)
         changes: dict[str, Any] = {"status": to, "status_changed_at": now, STATUS_TIME_FIELD[to]: now}
         if to == S.UNASSIGNED:
@@ -165,6 +167,9 @@ def _order_move(
             after=_snapshot(to, order.driver_id),
             **(data or {}),
         )
+        order_moved.send(sender=Order, order_id=order_id, before=status, after=to, driver_id=driver_id)
+        if to in Order.TERMINAL_STATUSES:
+            metrics.order_finished(order.zone_id, to)
         _announce(order_id, status, to)
     return order
 
@@ -200,6 +205,7 @@ def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, no
                 zone=zone.slug if zone else None,
                 vendure_order_id=intake.vendure_order_id,
             )
+            metrics.order_received(order.zone_id)
     except IntegrityError:
         # The same order arrived concurrently under another event id; the first one won.
         return Order.objects.get(channel=channel, vendure_order_id=intake.vendure_order_id), False
@@ -219,7 +225,7 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
         if S.ASSIGNED not in ORDER_TRANSITIONS[current]:
             raise IllegalTransition(f"order {order_id}", current, S.ASSIGNED)
         won = Order.objects.filter(pk=order_id, status=current, driver__isnull=True).update(
-            status=S.ASSIGNED, driver_id=driver_id, assigned_at=now, status_changed_at=now, waiting_reason=""
+            status=S.ASSIGNED, driver_id=driver_id, assigned_at=now, status_changed_at=now, waiting_reason="", out_of_candidates_at=None
         )
         if not won:
             now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
@@ -235,6 +241,8 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
             after=_snapshot(S.ASSIGNED, driver_id),
             reason=reason,
         )
+        order_moved.send(sender=Order, order_id=order_id, before=current, after=S.ASSIGNED, driver_id=None)
+        metrics.order_assigned(order.zone_id, (now - order.received_at).total_seconds())
         _announce(order_id, current, S.ASSIGNED)
     return order
 
@@ -271,11 +279,15 @@ def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
     if offer_services.order_has_pending_offer(order_id):
         return None  # drivers are considering it; their answers or the expiry sweep move it on
     offered = 0
-    excluded = offer_services.drivers_not_to_offer(order_id)
+    # Not the drivers who declined it or let it lapse, who are considering another offer, or
+    # who lost this order by reassignment.
+    excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
     gets_offer = offer_services.offer_decider()
-    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude_ids=excluded):
+    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=excluded):
         if gets_offer(driver):
             if offer_services.offer_make(order=order, driver=driver, now=now) is not None:
+                if not offered and order.out_of_candidates_at is not None:
+                    Order.objects.filter(pk=order_id).update(out_of_candidates_at=None)
                 offered += 1
                 if offered >= order.zone.offer_fanout:
                     return None
@@ -290,10 +302,28 @@ def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
             return None  # someone else (another worker, ops) moved the order first
     if offered:
         return None
-    if order.status == S.RECEIVED:
-        with contextlib.suppress(IllegalTransition):  # assigned or cancelled meanwhile
-            order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now)
+    status = order.status
+    if status == S.RECEIVED:
+        try:
+            status = order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now).status
+        except IllegalTransition:
+            return None  # assigned or cancelled meanwhile
+    _order_out_of_candidates(order, status, now)
     return None
+
+
+def _order_out_of_candidates(order: Order, status: str, now: datetime) -> None:
+    """Dispatch found nobody for the order: note since when, once (the escalation sweep reads it)."""
+    if order.out_of_candidates_at is not None:
+        return
+    if Order.objects.filter(pk=order.pk, status=status, out_of_candidates_at__isnull=True).update(out_of_candidates_at=now):
+        order_audit_record(
+            order,
+            "order.out_of_candidates",
+            actor=SYSTEM,
+            before={"status": status, "out_of_candidates_at": None},
+            after={"status": status, "out_of_candidates_at": now.isoformat()},
+        )
 
 
 def order_assign_manually(*, order_id: int, driver_id: int, actor: Actor, now: datetime | None = None) -> Order:
@@ -321,6 +351,72 @@ def order_assign_manually(*, order_id: int, driver_id: int, actor: Actor, now: d
 def order_unassign(*, order_id: int, actor: Actor, reason: str = "unassigned_by_ops", now: datetime | None = None) -> Order:
     """Take an assigned order back from its driver; it waits for the next assignment."""
     return _order_move(order_id, S.UNASSIGNED, actor=actor, now=now or timezone.now(), fields={"waiting_reason": reason}, data={"reason": reason})
+
+
+def order_reassign(*, order_id: int, reason: str, actor: Actor = SYSTEM, driver_id: int | None = None, now: datetime | None = None) -> Order:
+    """Take an order not yet picked up from its driver and give it to the next one at once.
+
+    The driver (`driver_id`, when the caller decided about a particular one) is told, is
+    not offered the order again, and the order counts one more reassignment. Reassigning
+    a picked-up order is refused: the driver holds the goods.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Order.objects.select_for_update().filter(pk=order_id).values("driver_id").first()
+        if current is None:
+            raise NotFound(f"order {order_id} not found")
+        from_driver_id = current["driver_id"]
+        if driver_id is not None and from_driver_id != driver_id:
+            raise IllegalTransition(f"order {order_id}", f"no longer held by driver {driver_id}", S.UNASSIGNED)
+        order = _order_move(
+            order_id,
+            S.UNASSIGNED,
+            actor=actor,
+            now=now,
+            kind="order.reassigned",
+            only_from=(S.ASSIGNED,),
+            fields={"waiting_reason": reason, "reassign_count": F("reassign_count") + 1},
+            data={"reason": reason, "from_driver": from_driver_id},
+        )
+        Reassignment.objects.create(order_id=order_id, driver_id=from_driver_id, reason=reason, at=now)
+        metrics.order_reassigned(order.zone_id, reason)
+        transaction.on_commit(lambda: _tell_driver_order_taken(from_driver_id, order_id, reason), robust=True)
+        order_dispatch(order_id=order_id, now=now)
+    return Order.objects.get(pk=order_id)
+
+
+def _tell_driver_order_taken(driver_id: int, order_id: int, reason: str) -> None:
+    from offers.notify import order_taken_back_send
+
+    order_taken_back_send(driver_id=driver_id, order_id=order_id, reason=reason)
+
+
+def order_limits_extend(*, order_id: int, minutes: int, actor: Actor, now: datetime | None = None) -> Order:
+    """Ops give an order more time: no reassignment or escalation of it before then."""
+    from django.conf import settings
+
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= settings.ESCALATION_MAX_EXTENSION_MIN:
+        raise InvalidInput(f"an extension is 1 to {settings.ESCALATION_MAX_EXTENSION_MIN} minutes", minutes=minutes)
+    now = now or timezone.now()
+    until = now + timedelta(minutes=minutes)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None:
+            raise NotFound(f"order {order_id} not found")
+        if order.status in Order.TERMINAL_STATUSES:
+            raise IllegalTransition(f"order {order_id}", order.status, "extended")
+        before = order.limits_extended_until
+        Order.objects.filter(pk=order_id).update(limits_extended_until=until)
+        order.limits_extended_until = until
+        order_audit_record(
+            order,
+            "order.limits_extended",
+            actor=actor,
+            before={"limits_extended_until": before.isoformat() if before else None},
+            after={"limits_extended_until": until.isoformat()},
+            minutes=minutes,
+        )
+    return order
 
 
 def assign_orders_due(*, now: datetime | None = None, limit: int | None = None) -> int:
@@ -388,7 +484,8 @@ def driver_actor(driver: Driver) -> Actor:
 
 # --- Reference data edited by staff (zones, shops, driver profiles) -----------------------
 
-AUDIT_HIDDEN_FIELDS = {"webhook_secret", "admin_api_token"}
+# Secrets are recorded as changed, never by value (a Slack or PagerDuty target is a secret too).
+AUDIT_HIDDEN_FIELDS = {"webhook_secret", "admin_api_token", "secret", "target"}
 
 
 def reference_data_save(*, instance: Any, changed_fields: list[str], is_new: bool, actor: Actor, m2m_after: dict[str, Any] | None = None) -> None:
@@ -427,6 +524,16 @@ def reference_data_save(*, instance: Any, changed_fields: list[str], is_new: boo
             before=before or None,
             after=after,
         )
+
+
+def reference_data_delete(*, instance: Any, actor: Actor) -> None:
+    """Delete a row of reference data edited by staff (a team's channel, a policy level), on the record."""
+    model_name = instance._meta.model_name
+    with transaction.atomic():
+        before = {f.name: ("***" if f.name in AUDIT_HIDDEN_FIELDS else _audit_value(instance, f.name)) for f in instance._meta.concrete_fields}
+        pk = instance.pk
+        instance.delete()
+        audit_record(f"{model_name}.deleted", actor=actor, subject_type=model_name, subject_id=pk, before=before, after=None)
 
 
 def _audit_value(instance: Any, field_name: str) -> Any:

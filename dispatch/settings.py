@@ -5,6 +5,7 @@ nor REDIS_URL set the service runs on its embedded default: SQLite, an in-proces
 layer and an in-process Celery broker (see `manage.py run_embedded`).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "vendure",
     "rollout",
     "offers",
+    "escalation",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +139,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Workers log through Django's LOGGING (JSON lines with correlation ids), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Auth, i18n, static ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -204,19 +209,53 @@ DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY = env.str("DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY
 DISPATCH_WEBPUSH_CONTACT = env.str("DISPATCH_WEBPUSH_CONTACT", default="mailto:ops@example.com")
 VENDURE_TIMEOUT_S = env.float("VENDURE_TIMEOUT_S", default=10.0)
 VENDURE_REPORT_MAX_RETRIES = env.int("VENDURE_REPORT_MAX_RETRIES", default=15)
+# Where people reach the service (links in escalation messages) and the runbooks.
+DISPATCH_PUBLIC_URL = env.str("DISPATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
+DISPATCH_RUNBOOK_BASE_URL = env.str("DISPATCH_RUNBOOK_BASE_URL", default="https://github.com/dispatch-service/dispatch/blob/main/docs/runbooks")
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(DISPATCH_WEBHOOK_MAX_BODY_BYTES * 2, 2_621_440)
 
+# --- Escalation ---------------------------------------------------------------------
+# The limits of every zone without its own escalation policy (editable per zone in admin).
+ESCALATION_DEFAULTS = {
+    "unassigned_limit_s": env.int("ESCALATION_UNASSIGNED_LIMIT_S", default=300),
+    "no_candidates_limit_s": env.int("ESCALATION_NO_CANDIDATES_LIMIT_S", default=120),
+    "pickup_limit_s": env.int("ESCALATION_PICKUP_LIMIT_S", default=1200),
+    "delivery_grace_s": env.int("ESCALATION_DELIVERY_GRACE_S", default=900),
+    "driver_silent_limit_s": env.int("ESCALATION_DRIVER_SILENT_LIMIT_S", default=300),
+    "max_offer_misses": env.int("ESCALATION_MAX_OFFER_MISSES", default=5),
+    "max_reassignments": env.int("ESCALATION_MAX_REASSIGNMENTS", default=2),
+}
+ESCALATION_MAX_EXTENSION_MIN = env.int("ESCALATION_MAX_EXTENSION_MIN", default=240)
+ESCALATION_NOTIFIER_TIMEOUT_S = env.float("ESCALATION_NOTIFIER_TIMEOUT_S", default=5.0)
+ESCALATION_NOTIFY_MAX_ATTEMPTS = env.int("ESCALATION_NOTIFY_MAX_ATTEMPTS", default=8)
+ESCALATION_NOTIFY_BACKOFF_S = env.float("ESCALATION_NOTIFY_BACKOFF_S", default=5.0)
+ESCALATION_NOTIFY_BACKOFF_MAX_S = env.float("ESCALATION_NOTIFY_BACKOFF_MAX_S", default=600.0)
+PAGERDUTY_EVENTS_URL = env.str("PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue")
+# Email for the email channel: EMAIL_URL (smtp://user:pass@host:587, consolemail://), console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dispatch@localhost")
+
 # --- Logging ------------------------------------------------------------------------
+# JSON lines by default, one object per line with the correlation id of the request, socket
+# message or task, so one id finds every line of one order's story. DJANGO_LOG_FORMAT=plain
+# gives lines for human eyes.
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"correlation_id": {"()": "django_guid.log_filters.CorrelationId"}},
     "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": False,
+        },
         "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["correlation_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain" if LOG_FORMAT == "plain" else "json", "filters": ["correlation_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -231,6 +270,16 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Observability ------------------------------------------------------------------
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# /metrics answers a bearer token, or a scraper on an allowed network (never the public).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(n.strip()) for n in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"]) if n.strip()]
+READYZ_TIMEOUT_S = env.float("READYZ_TIMEOUT_S", default=1.0)
+# A sweep is late when it has not finished for this many of its intervals, plus the grace.
+READYZ_SWEEP_INTERVALS = env.int("READYZ_SWEEP_INTERVALS", default=3)
+READYZ_SWEEP_GRACE_S = env.int("READYZ_SWEEP_GRACE_S", default=30)
 
 # --- Production hardening (checked by `manage.py check --deploy`) -------------------
 if IS_PRODUCTION:

@@ -14,6 +14,12 @@ driver_became_available = Signal()
 # with the change that makes them moot.
 order_stopped_waiting = Signal()
 
-# Sent after commit when a driver can no longer take work (offline, on a break), with
-# driver_id and reason; receivers lock what they change themselves, in the usual order.
+# Sent after commit when a driver can no longer take work, with driver_id, reason (the new
+# availability: offline, on_break) and cause (why: "silent" when the silence sweep took them
+# offline, empty when they chose to); receivers lock what they change themselves.
 driver_became_unavailable = Signal()
+
+# Sent inside the transaction of every status change of an order, with order_id, before,
+# after (statuses) and driver_id (the driver before the change), so that what depended on
+# the old status (open escalations) is settled together with the change.
+order_moved = Signal()

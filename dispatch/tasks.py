@@ -1,10 +1,9 @@
 """Celery entry points of the core domain: thin wrappers over services."""
 
-from celery import shared_task
-
 from dispatch import services
+from observability.tasks import sweep_task
 
 
-@shared_task(name="dispatch.assign_orders_due", ignore_result=True)
+@sweep_task("dispatch.assign_orders_due")
 def assign_orders_due() -> int:
     return services.assign_orders_due()

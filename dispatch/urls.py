@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from availability import api as availability_api
 from dispatch import api as dispatch_api
 from dispatch import views
+from observability import views as observability_views
 from offers import api as offers_api
 from vendure.views import vendure_webhook
 
@@ -41,5 +42,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/docs/v2/", SpectacularSwaggerView.as_view(url_name="schema-v2"), name="api-docs-v2"),
     path("webhooks/vendure/", vendure_webhook, name="vendure-webhook"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", observability_views.healthz, name="healthz"),
+    path("readyz", observability_views.readyz, name="readyz"),
+    path("metrics", observability_views.metrics, name="metrics"),
 ]

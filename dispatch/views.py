@@ -1,4 +1,4 @@
-"""Plain pages: the landing page a newcomer opens, and the liveness probe."""
+"""Plain pages: the landing page a newcomer opens, and JSON 404s for API clients."""
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -28,7 +28,3 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith(("/api/", "/webhooks/")):
         return JsonResponse({"code": "not_found", "message": f"No such endpoint: {request.path}", "detail": {}}, status=404)
     return render(request, "404.html", {"path": request.path}, status=404)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})

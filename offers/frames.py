@@ -47,6 +47,12 @@ def order_update_frame(order: Order) -> dict[str, Any]:
     return {"type": "order_update", "order": order_summary(order)}
 
 
+def order_taken_back_frame(order_id: int, code: str, reason: str) -> dict[str, Any]:
+    """The order is no longer the driver's: reassigned because they went offline, silent or
+    did not pick it up in time. The app drops it from its list."""
+    return {"type": "order_taken_back", "order_id": order_id, "code": code, "reason": reason}
+
+
 def error_frame(message_id: Any, code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": "error", "id": message_id, "code": code, "message": message, "detail": detail or {}}
 

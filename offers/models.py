@@ -46,6 +46,8 @@ class Offer(models.Model):
             models.Index(fields=["expires_at"], condition=Q(state="pending"), name="offer_pending_expiry"),
             models.Index(fields=["order", "state"], name="offer_order_state"),
             models.Index(fields=["driver", "state"], name="offer_driver_state"),
+            # Acceptance over the last hour (metrics, zone health).
+            models.Index(fields=["answered_at"], condition=Q(answered_at__isnull=False), name="offer_answered"),
         ]
 
     def __str__(self) -> str:

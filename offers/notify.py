@@ -14,7 +14,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from offers.frames import offer_frame, offer_result_frame, offer_withdrawn_frame
+from offers.frames import offer_frame, offer_result_frame, offer_withdrawn_frame, order_taken_back_frame
 from offers.models import Offer
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,20 @@ def offer_event_send(frame_type: str, offer_id: int) -> None:
         from offers.push import push_if_not_connected
 
         push_if_not_connected(offer)
+
+
+def order_taken_back_send(*, driver_id: int, order_id: int, reason: str) -> None:
+    """Tell a driver an order was taken back from them: a frame, and a push when not connected."""
+    from dispatch.models import Driver, Order
+    from offers.push import push_to_driver_if_not_connected
+
+    code = Order.objects.filter(pk=order_id).values_list("code", flat=True).first() or str(order_id)
+    driver_frame_send(driver_id, order_taken_back_frame(order_id, code, reason))
+    driver = Driver.objects.filter(pk=driver_id).first()
+    if driver is not None:
+        push_to_driver_if_not_connected(
+            driver, "Order reassigned", f"Order {code} was given to another driver ({reason.replace('_', ' ')}).", {"order_id": order_id, "reason": reason}
+        )
 
 
 BATCH_MAX_FRAMES = 50

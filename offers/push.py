@@ -79,14 +79,18 @@ def driver_is_connected(driver: Driver) -> bool:
 
 
 def push_if_not_connected(offer: Offer) -> None:
-    if driver_is_connected(offer.driver):
+    push_to_driver_if_not_connected(
+        offer.driver,
+        "New delivery offer",
+        f"{offer.order.item_summary or offer.order.code}: answer by {offer.expires_at:%H:%M:%S}",
+        {"offer_id": offer.pk, "expires_at": offer.expires_at.isoformat()},
+    )
+
+
+def push_to_driver_if_not_connected(driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
+    if driver_is_connected(driver):
         return
     try:
-        backend().send(
-            offer.driver,
-            "New delivery offer",
-            f"{offer.order.item_summary or offer.order.code}: answer by {offer.expires_at:%H:%M:%S}",
-            {"offer_id": offer.pk, "expires_at": offer.expires_at.isoformat()},
-        )
-    except Exception:  # a push that fails must never fail dispatch; the offer is in the API
-        logger.exception("push for offer %s failed", offer.pk)
+        backend().send(driver, title, body, data)
+    except Exception:  # a push that fails must never fail dispatch; the state is in the API
+        logger.exception("push to driver %s failed (%s)", driver.pk, title)

@@ -1,6 +1,8 @@
 """Reads for the driver socket and the v2 API."""
 
-from django.db.models import QuerySet
+from datetime import datetime
+
+from django.db.models import Count, QuerySet
 from rest_framework.authtoken.models import Token
 
 from dispatch.models import Driver, Order
@@ -20,3 +22,13 @@ def driver_pending_offers(driver_id: int) -> QuerySet[Offer]:
 
 def driver_active_orders(driver_id: int) -> QuerySet[Order]:
     return Order.objects.filter(driver_id=driver_id, status__in=Order.ACTIVE_STATUSES).select_related("channel").order_by("assigned_at", "pk")
+
+
+def offer_answers_since(since: datetime) -> dict[int | None, dict[str, int]]:
+    """Offers accepted, declined and lapsed since `since`, by zone: {zone_id: {state: n}}."""
+    answered = [Offer.State.ACCEPTED, Offer.State.DECLINED, Offer.State.EXPIRED]
+    rows = Offer.objects.filter(answered_at__gte=since, state__in=answered).values("order__zone_id", "state").annotate(n=Count("id"))
+    counts: dict[int | None, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(row["order__zone_id"], {})[row["state"]] = row["n"]
+    return counts

@@ -24,6 +24,7 @@ from dispatch import services as dispatch_services
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
+from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
 from rollout.models import Feature
@@ -93,6 +94,7 @@ def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
         return None  # the partial unique index: this driver already holds a pending offer
     offer.order = order
     _offer_audit(offer, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
+    metrics.offer_event(order.zone_id, "sent")
     _after_commit(lambda: _notify("offer", offer.pk))
     return offer
 
@@ -144,6 +146,7 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
         # Assigning withdraws every other pending offer of the order, as taken.
         dispatch_services.order_assign(order_id=order_id, driver_id=driver.pk, actor=dispatch_services.driver_actor(driver), now=now, reason="offer_accepted")
         _offer_audit(offer, "offer.accepted", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.ACCEPTED)
+        metrics.offer_event(offer.order.zone_id, "accepted", (now - offer.created_at).total_seconds())
         _after_commit(lambda: _notify("offer_result", offer_id))
     return offer
 
@@ -161,6 +164,7 @@ def offer_decline(*, offer_id: int, driver: Driver, reason: str = "", now: datet
                 return offer
             raise _refusal(offer, now)
         _offer_audit(offer, "offer.declined", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.DECLINED, reason=reason[:255])
+        metrics.offer_event(offer.order.zone_id, "declined", (now - offer.created_at).total_seconds())
         order_offer_next(order_id, now)
     return offer
 
@@ -199,6 +203,7 @@ def _expire_offers(due: list[tuple[int, int]]) -> int:
                 continue
             offer = Offer.objects.select_related("order").get(pk=offer_id)
             _offer_audit(offer, "offer.expired", actor=SYSTEM, before=P, after=Offer.State.EXPIRED)
+            metrics.offer_event(offer.order.zone_id, "expired", (now - offer.created_at).total_seconds())
             _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
             order_offer_next(order_id, now)
             expired += 1
@@ -214,6 +219,7 @@ def offers_withdraw(*, queryset_filter: dict[str, Any], reason: str, now: dateti
         if Offer.objects.filter(pk=offer_id, state=P).update(state=Offer.State.WITHDRAWN, withdrawn_reason=reason, answered_at=now):
             offer = Offer.objects.select_related("order").get(pk=offer_id)
             _offer_audit(offer, "offer.withdrawn", actor=SYSTEM, before=P, after=Offer.State.WITHDRAWN, reason=reason)
+            metrics.offer_event(offer.order.zone_id, "withdrawn")
             _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
             withdrawn.append(offer_id)
     return withdrawn

@@ -2,10 +2,11 @@
 
 from celery import shared_task
 
+from observability.tasks import sweep_task
 from offers import services
 
 
-@shared_task(name="offers.expire_offers_due", ignore_result=True)
+@sweep_task("offers.expire_offers_due")
 def expire_offers_due() -> int:
     return services.expire_offers_due()
 

@@ -7,6 +7,7 @@ class Feature(models.TextChoices):
 
     OFFERS = "v2_offers", "Offers over WebSocket"
     AVAILABILITY = "v2_availability", "Availability states, breaks and heartbeats"
+    AUTO_REASSIGN = "v2_auto_reassign", "Automatic reassignment when a driver goes offline, silent or misses a pickup"
 
 
 class RolloutPolicy(models.Model):

@@ -6,7 +6,7 @@ from django.conf import settings
 from waffle import switch_is_active
 
 from dispatch.models import Driver
-from rollout.models import RolloutPolicy
+from rollout.models import Feature, RolloutPolicy
 
 
 def rollout_bucket(feature: str, driver_id: int) -> int:
@@ -36,9 +36,17 @@ def speaks_v2(driver: Driver) -> bool:
     return True
 
 
+# Features decided on the server alone, which work whatever app the driver runs: taking an
+# order back needs nothing from the app (a v1 app simply no longer lists it).
+SERVER_SIDE_FEATURES = {Feature.AUTO_REASSIGN}
+
+
 def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None = None, switch_checked: bool = False) -> bool:
-    """Switch on, driver in the rollout share, and an app that speaks v2."""
+    """Switch on, driver in the rollout share, and (for features the app takes part in) an
+    app that speaks v2."""
     if not switch_checked and not switch_is_active(feature):
         return False
     share = rollout_percentage(feature) if percentage is None else percentage
-    return rollout_bucket(feature, driver.pk) < share and speaks_v2(driver)
+    if rollout_bucket(feature, driver.pk) >= share:
+        return False
+    return feature in SERVER_SIDE_FEATURES or speaks_v2(driver)

@@ -89,3 +89,24 @@ def v2_driver():
         return DriverFactory(v2_connected_at=timezone.now(), app_version="2.3.0", **kwargs)
 
     return make
+
+
+@pytest.fixture
+def ownership(db):
+    """The ownership matrix, teams and default escalation policy, made by the data migration's
+    own code (transactional tests empty every table, data migrations' rows included)."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("escalation.migrations.0002_ownership_policy_and_sweeps").seed(apps)
+
+
+@pytest.fixture
+def auto_reassign_on(db):
+    """v2 automatic reassignment switched on for every driver."""
+    from audit.actors import Actor
+    from rollout.services import rollout_set, switch_set
+
+    switch_set(name="v2_auto_reassign", active=True, actor=Actor.system("test"))
+    rollout_set(feature="v2_auto_reassign", percentage=100, actor=Actor.system("test"))

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from dispatch.errors import InvalidInput
+from observability import metrics
 from vendure import services
 from vendure.signing import SignatureRefused
 
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str, detail: dict | None = None) -> JsonResponse:
+    metrics.webhook_outcome(code)
     return JsonResponse({"code": code, "message": message, "detail": detail or {}}, status=status)
 
 
@@ -51,4 +53,5 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
         result = services.webhook_receive(channel=channel, payload=payload)
     except InvalidInput as exc:
         return _error(400, exc.code, exc.message, exc.detail)
+    metrics.webhook_outcome(result.outcome)
     return JsonResponse({"outcome": result.outcome, "order": result.order_id, "duplicate": result.duplicate_event})

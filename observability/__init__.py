@@ -1,0 +1,1 @@
+"""What SRE runs the service by: Prometheus metrics, liveness and readiness, sweep bookkeeping."""

@@ -1,0 +1,224 @@
+"""Prometheus metrics: events counted where they happen, state read from the database at scrape.
+
+Events (offers, assignments, webhooks, notifications, sweeps) are counters and histograms,
+counted after their transaction commits so a rolled-back change is never counted. They are
+multiprocess-safe: with PROMETHEUS_MULTIPROC_DIR set (`manage.py serve` sets it for the ASGI
+server, the worker and beat), each process writes its own file and a scrape sums them.
+
+State (orders by status, open escalations, drivers, sockets, sweep lag) is not kept in
+process memory at all: a collector reads it from the database at each scrape, so every
+process reports the same truth and nothing drifts.
+"""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Min, Sum
+from django.utils import timezone
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+OFFER_EVENTS = Counter("dispatch_offer_events", "Offers sent, accepted, declined, expired and withdrawn", ["zone", "event"])
+ORDER_TIME_TO_ASSIGN = Histogram(
+    "dispatch_order_time_to_assign_seconds",
+    "From the order's arrival to its assignment to a driver",
+    ["zone"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+OFFER_TIME_TO_ANSWER = Histogram(
+    "dispatch_offer_time_to_answer_seconds",
+    "From an offer to the driver's answer or its lapse",
+    ["zone", "answer"],
+    buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300),
+)
+ORDERS_FINISHED = Counter("dispatch_orders_finished", "Orders that reached a terminal status", ["zone", "status"])
+ORDERS_RECEIVED = Counter("dispatch_orders_received", "Orders received from shops", ["zone"])
+WEBHOOKS = Counter("dispatch_webhooks", "Shop webhooks by outcome", ["outcome"])
+NOTIFICATIONS = Counter("dispatch_notifications", "Escalation notifications by channel kind and outcome (sent, failed, gave_up)", ["channel", "outcome"])
+ESCALATIONS_OPENED = Counter("dispatch_escalations_opened", "Escalations opened", ["zone", "trigger"])
+ESCALATIONS_RAISED = Counter("dispatch_escalations_raised", "Escalations raised to a higher level", ["zone", "level"])
+REASSIGNMENTS = Counter("dispatch_reassignments", "Orders taken back from a driver automatically", ["zone", "reason"])
+SWEEP_DURATION = Histogram(
+    "dispatch_sweep_duration_seconds",
+    "How long each run of a periodic sweep took",
+    ["sweep"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+NO_ZONE = "none"
+_zone_slugs: dict[int, str] = {}
+_zone_slugs_read_at = 0.0
+ZONE_SLUGS_TTL_S = 60.0
+
+
+def zone_label(zone_id: int | None) -> str:
+    """The zone's slug for a label; read from the database at most once a minute."""
+    global _zone_slugs_read_at
+    if zone_id is None:
+        return NO_ZONE
+    if zone_id not in _zone_slugs or time.monotonic() - _zone_slugs_read_at > ZONE_SLUGS_TTL_S:
+        from dispatch.models import Zone
+
+        _zone_slugs.clear()
+        _zone_slugs.update(Zone.objects.values_list("pk", "slug"))
+        _zone_slugs_read_at = time.monotonic()
+    return _zone_slugs.get(zone_id, str(zone_id))
+
+
+def after_commit(record: Callable[[], None]) -> None:
+    """Count an event once its transaction commits (at once outside a transaction)."""
+    if settings.METRICS_ENABLED:
+        transaction.on_commit(record, robust=True)
+
+
+def offer_event(zone_id: int | None, event: str, answered_after_s: float | None = None) -> None:
+    def record() -> None:
+        zone = zone_label(zone_id)
+        OFFER_EVENTS.labels(zone, event).inc()
+        if answered_after_s is not None:
+            OFFER_TIME_TO_ANSWER.labels(zone, event).observe(answered_after_s)
+
+    after_commit(record)
+
+
+def order_assigned(zone_id: int | None, waited_s: float) -> None:
+    after_commit(lambda: ORDER_TIME_TO_ASSIGN.labels(zone_label(zone_id)).observe(waited_s))
+
+
+def order_finished(zone_id: int | None, status: str) -> None:
+    after_commit(lambda: ORDERS_FINISHED.labels(zone_label(zone_id), status).inc())
+
+
+def order_received(zone_id: int | None) -> None:
+    after_commit(lambda: ORDERS_RECEIVED.labels(zone_label(zone_id)).inc())
+
+
+def webhook_outcome(outcome: str) -> None:
+    if settings.METRICS_ENABLED:
+        WEBHOOKS.labels(outcome).inc()
+
+
+def notification_outcome(channel_kind: str, outcome: str) -> None:
+    if settings.METRICS_ENABLED:
+        NOTIFICATIONS.labels(channel_kind, outcome).inc()
+
+
+def escalation_opened(zone_id: int | None, trigger: str) -> None:
+    after_commit(lambda: ESCALATIONS_OPENED.labels(zone_label(zone_id), trigger).inc())
+
+
+def escalation_raised(zone_id: int | None, level: int) -> None:
+    after_commit(lambda: ESCALATIONS_RAISED.labels(zone_label(zone_id), str(level)).inc())
+
+
+def order_reassigned(zone_id: int | None, reason: str) -> None:
+    after_commit(lambda: REASSIGNMENTS.labels(zone_label(zone_id), reason).inc())
+
+
+def sweep_duration(sweep: str, seconds: float) -> None:
+    if settings.METRICS_ENABLED:
+        SWEEP_DURATION.labels(sweep).observe(seconds)
+
+
+class DispatchStateCollector:
+    """Gauges read from the database at each scrape: the same answer from every process.
+
+    Each family is one grouped query over an index (open orders by status, open escalations,
+    drivers, offers answered in the last hour, sweep runs), never a scan of finished orders.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._orders()
+        yield from self._offers_last_hour()
+        yield from self._escalations()
+        yield from self._drivers()
+        yield from self._sweeps()
+
+    def _orders(self) -> Iterator[Metric]:
+        from dispatch.models import Order
+
+        open_statuses = [*Order.WAITING_STATUSES, *Order.ACTIVE_STATUSES]
+        by_status = GaugeMetricFamily("dispatch_orders", "Orders not yet finished, by zone and status", labels=["zone", "status"])
+        share = GaugeMetricFamily("dispatch_orders_unassigned_ratio", "Share of unfinished orders still waiting for a driver", labels=["zone"])
+        oldest = GaugeMetricFamily("dispatch_orders_oldest_waiting_seconds", "How long the oldest waiting order has waited", labels=["zone"])
+        open_by_zone: dict[str, int] = {}
+        waiting_by_zone: dict[str, int] = {}
+        rows = Order.objects.filter(status__in=open_statuses).values("zone_id", "status").annotate(n=Count("id"), since=Min("status_changed_at"))
+        now = timezone.now()
+        oldest_by_zone: dict[str, float] = {}
+        for row in rows:
+            zone = zone_label(row["zone_id"])
+            by_status.add_metric([zone, row["status"]], row["n"])
+            open_by_zone[zone] = open_by_zone.get(zone, 0) + row["n"]
+            if row["status"] in Order.WAITING_STATUSES:
+                waiting_by_zone[zone] = waiting_by_zone.get(zone, 0) + row["n"]
+                age = (now - row["since"]).total_seconds()
+                oldest_by_zone[zone] = max(oldest_by_zone.get(zone, 0.0), age)
+        for zone, total in sorted(open_by_zone.items()):
+            share.add_metric([zone], waiting_by_zone.get(zone, 0) / total)
+            oldest.add_metric([zone], oldest_by_zone.get(zone, 0.0))
+        yield from (by_status, share, oldest)
+
+    def _offers_last_hour(self) -> Iterator[Metric]:
+        from offers.selectors import offer_answers_since
+
+        ratio = GaugeMetricFamily("dispatch_offer_acceptance_ratio", "Accepted offers among those answered or lapsed in the last hour", labels=["zone"])
+        for zone_id, counts in sorted(offer_answers_since(timezone.now() - timedelta(hours=1)).items(), key=lambda item: item[0] or 0):
+            answered = sum(counts.values())
+            if answered:
+                ratio.add_metric([zone_label(zone_id)], counts.get("accepted", 0) / answered)
+        yield ratio
+
+    def _escalations(self) -> Iterator[Metric]:
+        from escalation.selectors import open_escalation_counts
+
+        family = GaugeMetricFamily("dispatch_escalations_open", "Escalations not yet resolved, by level and state", labels=["level", "state"])
+        for (level, state), n in sorted(open_escalation_counts().items()):
+            family.add_metric([str(level), state], n)
+        yield family
+
+    def _drivers(self) -> Iterator[Metric]:
+        from dispatch.models import Driver
+
+        by_availability = GaugeMetricFamily("dispatch_drivers", "Drivers by availability", labels=["availability"])
+        counts = dict(Driver.objects.values_list("availability").annotate(n=Count("id")).values_list("availability", "n"))
+        for availability in Driver.Availability.values:
+            by_availability.add_metric([availability], counts.get(availability, 0))
+        fresh_after = timezone.now() - timedelta(seconds=settings.DISPATCH_HEARTBEAT_TIMEOUT_S)
+        sockets = Driver.objects.filter(live_sockets__gt=0, socket_seen_at__gte=fresh_after).aggregate(n=Sum("live_sockets"))["n"] or 0
+        yield by_availability
+        yield GaugeMetricFamily("dispatch_driver_sockets_connected", "Open driver sockets that spoke within the heartbeat timeout", value=sockets)
+
+    def _sweeps(self) -> Iterator[Metric]:
+        from observability.models import SweepRun
+
+        lag = GaugeMetricFamily("dispatch_sweep_lag_seconds", "Time since each sweep last finished", labels=["sweep"])
+        last = GaugeMetricFamily("dispatch_sweep_last_duration_seconds", "How long each sweep's last run took", labels=["sweep"])
+        now = timezone.now()
+        for run in SweepRun.objects.exclude(last_finished_at=None):
+            lag.add_metric([run.name], (now - run.last_finished_at).total_seconds())  # type: ignore[operator]
+            last.add_metric([run.name], run.last_duration_s or 0.0)
+        yield from (lag, last)
+
+
+class _ThisProcess:
+    """The default registry's metrics, when the process is the only one (no multiprocess dir)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def metrics_exposition() -> bytes:
+    """The text a Prometheus scrape gets: every process's events plus the database's state."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())  # type: ignore[arg-type]
+    registry.register(DispatchStateCollector())  # type: ignore[arg-type]
+    return generate_latest(registry)
