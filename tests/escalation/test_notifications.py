@@ -33,16 +33,11 @@ def _one_trigger(settings):
     settings.ESCALATION_DEFAULTS = {**settings.ESCALATION_DEFAULTS, "no_candidates_limit_s": 10**6}
 
 
-@pytest.fixture(autouse=True)
-def _committed(request, django_capture_on_commit_callbacks):
-    """The test's transaction never commits: `committed()` runs the on-commit work (the
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """The test's transaction never commits: `with committed():` runs the on-commit work (the
     sending) at the end of its block, as the commit of the work in the block would."""
-    global committed
-    committed = lambda: django_capture_on_commit_callbacks(execute=True)  # noqa: E731
-
-
-def committed():
-    raise AssertionError("set by the _committed fixture")
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -67,7 +62,7 @@ def stuck_order(code="STUCK-1"):
         return receive_order(ShopChannelFactory(), code=code)
 
 
-def escalate(settings, at=None):
+def escalate(settings, committed, at=None):
     """Open the unassigned-too-long escalation of the stuck order."""
     at = at or T0 + timedelta(seconds=settings.ESCALATION_DEFAULTS["unassigned_limit_s"])
     with time_machine.travel(at, tick=False), committed():
@@ -75,10 +70,10 @@ def escalate(settings, at=None):
     return Escalation.objects.get(trigger=AlertKind.ORDER_UNASSIGNED)
 
 
-def test_a_slack_channel_gets_the_message_after_commit(dispatchers, hooks, settings):
+def test_a_slack_channel_gets_the_message_after_commit(dispatchers, hooks, settings, committed):
     dispatchers.channels.create(kind="slack", target=hooks.url)
     stuck_order("SLACK-1")
-    escalation = escalate(settings)
+    escalation = escalate(settings, committed)
     [body] = hooks.bodies()
     assert "SLACK-1" in body["text"]
     assert f"/admin/escalation/escalation/{escalation.pk}/change/" in body["text"]
@@ -89,21 +84,21 @@ def test_a_slack_channel_gets_the_message_after_commit(dispatchers, hooks, setti
     assert (sent.order_code, sent.data["channel"], sent.data["escalation"]) == ("SLACK-1", "slack", escalation.pk)
 
 
-def test_a_generic_webhook_is_signed_with_the_channel_secret(dispatchers, hooks, settings):
+def test_a_generic_webhook_is_signed_with_the_channel_secret(dispatchers, hooks, settings, committed):
     dispatchers.channels.create(kind="webhook", target=hooks.url, secret="hook-secret-0123456789")
     stuck_order("HOOK-1")
-    escalation = escalate(settings)
+    escalation = escalate(settings, committed)
     [request] = hooks.requests
     verify("hook-secret-0123456789", request["headers"]["X-Dispatch-Signature"], request["body"], tolerance_s=5, now=escalation.opened_at.timestamp())
     [body] = hooks.bodies()
     assert (body["type"], body["escalation_id"], body["order_code"], body["level"]) == ("escalation.opened", escalation.pk, "HOOK-1", 1)
 
 
-def test_pagerduty_gets_a_trigger_then_a_resolve_under_one_dedup_key(dispatchers, hooks, settings):
+def test_pagerduty_gets_a_trigger_then_a_resolve_under_one_dedup_key(dispatchers, hooks, settings, committed):
     settings.PAGERDUTY_EVENTS_URL = hooks.url
     dispatchers.channels.create(kind="pagerduty", target="R0UTINGKEY")
     order = stuck_order("PD-1")
-    escalation = escalate(settings)
+    escalation = escalate(settings, committed)
     with committed():
         dispatch_services.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
     trigger, resolve = hooks.bodies()
@@ -115,25 +110,25 @@ def test_pagerduty_gets_a_trigger_then_a_resolve_under_one_dedup_key(dispatchers
     assert trigger["payload"]["custom_details"]["level"] == 1
 
 
-def test_email_goes_through_djangos_mail_backend(dispatchers, settings):
+def test_email_goes_through_djangos_mail_backend(dispatchers, settings, committed):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     dispatchers.channels.create(kind="email", target="ops@example.com, lead@example.com")
     stuck_order("MAIL-1")
-    escalate(settings)
+    escalate(settings, committed)
     [message] = mail.outbox
     assert message.to == ["ops@example.com", "lead@example.com"]
     assert "MAIL-1" in message.subject
 
 
-def test_a_team_without_channels_is_told_through_the_log(dispatchers, settings, caplog):
+def test_a_team_without_channels_is_told_through_the_log(dispatchers, settings, caplog, committed):
     stuck_order("LOG-1")
-    escalation = escalate(settings)
+    escalation = escalate(settings, committed)
     notification = Notification.objects.get(escalation=escalation)
     assert (notification.channel, notification.channel_kind, notification.state) == (None, "log", "sent")
     assert "LOG-1" in caplog.text
 
 
-def test_a_notifier_answering_500_is_retried_with_backoff_until_it_works(dispatchers, hooks, settings):
+def test_a_notifier_answering_500_is_retried_with_backoff_until_it_works(dispatchers, hooks, settings, committed):
     dispatchers.channels.create(kind="slack", target=hooks.url)
     hooks.fail_next = 2
     stuck_order("RETRY-1")
@@ -160,13 +155,13 @@ def test_a_notifier_answering_500_is_retried_with_backoff_until_it_works(dispatc
     assert len(hooks.requests) == 1
 
 
-def test_a_notifier_that_keeps_failing_is_given_up_on_the_record(dispatchers, hooks, settings):
+def test_a_notifier_that_keeps_failing_is_given_up_on_the_record(dispatchers, hooks, settings, committed):
     settings.ESCALATION_NOTIFY_MAX_ATTEMPTS = 2
     settings.ESCALATION_NOTIFY_BACKOFF_S = 0
     dispatchers.channels.create(kind="slack", target=hooks.url)
     hooks.fail_next = 10
     stuck_order("GIVEUP-1")
-    escalate(settings)
+    escalate(settings, committed)
     services.send_notifications_due()
     notification = Notification.objects.get(channel_kind="slack")
     assert (notification.state, notification.attempts, notification.next_attempt_at) == ("failed", 2, None)
