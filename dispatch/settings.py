@@ -211,7 +211,8 @@ VENDURE_TIMEOUT_S = env.float("VENDURE_TIMEOUT_S", default=10.0)
 VENDURE_REPORT_MAX_RETRIES = env.int("VENDURE_REPORT_MAX_RETRIES", default=15)
 # Where people reach the service (links in escalation messages) and the runbooks.
 DISPATCH_PUBLIC_URL = env.str("DISPATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
-DISPATCH_RUNBOOK_BASE_URL = env.str("DISPATCH_RUNBOOK_BASE_URL", default="https://github.com/dispatch-service/dispatch/blob/main/docs/runbooks")
+# Empty: messages name the runbook's path in the repository (docs/runbooks/...).
+DISPATCH_RUNBOOK_BASE_URL = env.str("DISPATCH_RUNBOOK_BASE_URL", default="")
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(DISPATCH_WEBHOOK_MAX_BODY_BYTES * 2, 2_621_440)
 
 # --- Escalation ---------------------------------------------------------------------

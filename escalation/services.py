@@ -377,7 +377,7 @@ def _message(notification: Notification) -> AlertMessage:
         zone=escalation.zone.slug if escalation.zone else "no zone",
         summary=summary,
         admin_url=base + reverse("admin:escalation_escalation_change", args=[escalation.pk]),
-        runbook=f"{settings.DISPATCH_RUNBOOK_BASE_URL.rstrip('/')}/{route.removeprefix('docs/runbooks/')}",
+        runbook=f"{settings.DISPATCH_RUNBOOK_BASE_URL.rstrip('/')}/{route.removeprefix('docs/runbooks/')}" if settings.DISPATCH_RUNBOOK_BASE_URL else route,
     )
 
 

@@ -38,7 +38,7 @@ OFFER_TIME_TO_ANSWER = Histogram(
 )
 ORDERS_FINISHED = Counter("dispatch_orders_finished", "Orders that reached a terminal status", ["zone", "status"])
 ORDERS_RECEIVED = Counter("dispatch_orders_received", "Orders received from shops", ["zone"])
-WEBHOOKS = Counter("dispatch_webhooks", "Shop webhooks by outcome", ["outcome"])
+WEBHOOKS = Counter("dispatch_webhooks", "Shop webhooks: accepted or refused, and the outcome or error code", ["result", "outcome"])
 NOTIFICATIONS = Counter("dispatch_notifications", "Escalation notifications by channel kind and outcome (sent, failed, gave_up)", ["channel", "outcome"])
 ESCALATIONS_OPENED = Counter("dispatch_escalations_opened", "Escalations opened", ["zone", "trigger"])
 ESCALATIONS_RAISED = Counter("dispatch_escalations_raised", "Escalations raised to a higher level", ["zone", "level"])
@@ -98,9 +98,9 @@ def order_received(zone_id: int | None) -> None:
     after_commit(lambda: ORDERS_RECEIVED.labels(zone_label(zone_id)).inc())
 
 
-def webhook_outcome(outcome: str) -> None:
+def webhook_outcome(outcome: str, *, is_accepted: bool) -> None:
     if settings.METRICS_ENABLED:
-        WEBHOOKS.labels(outcome).inc()
+        WEBHOOKS.labels("accepted" if is_accepted else "refused", outcome).inc()
 
 
 def notification_outcome(channel_kind: str, outcome: str) -> None:

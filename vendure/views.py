@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str, detail: dict | None = None) -> JsonResponse:
-    metrics.webhook_outcome(code)
+    metrics.webhook_outcome(code, is_accepted=False)
     return JsonResponse({"code": code, "message": message, "detail": detail or {}}, status=status)
 
 
@@ -53,5 +53,5 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
         result = services.webhook_receive(channel=channel, payload=payload)
     except InvalidInput as exc:
         return _error(400, exc.code, exc.message, exc.detail)
-    metrics.webhook_outcome(result.outcome)
+    metrics.webhook_outcome(result.outcome, is_accepted=True)
     return JsonResponse({"outcome": result.outcome, "order": result.order_id, "duplicate": result.duplicate_event})

@@ -87,8 +87,8 @@ def test_metrics_follow_a_scripted_scenario_exactly(client, ownership, v2_offers
         return value(after, name, **labels) - value(before, name, **labels)
 
     slug = zone.slug
-    assert delta("dispatch_webhooks_total", outcome="order_created") == 2
-    assert delta("dispatch_webhooks_total", outcome="unauthenticated") == 1
+    assert delta("dispatch_webhooks_total", result="accepted", outcome="order_created") == 2
+    assert delta("dispatch_webhooks_total", result="refused", outcome="unauthenticated") == 1
     assert delta("dispatch_orders_received_total", zone=slug) == 2
     assert delta("dispatch_offer_events_total", zone=slug, event="sent") == 4  # M-1 three times, M-2 once
     assert delta("dispatch_offer_events_total", zone=slug, event="declined") == 1
@@ -123,7 +123,7 @@ def test_counts_from_several_processes_add_up(tmp_path, ownership):
         django.setup()
         from observability import metrics
         for _ in range(int(sys.argv[1])):
-            metrics.webhook_outcome("order_created")
+            metrics.webhook_outcome("order_created", is_accepted=True)
         """
     )
     for times in (3, 4):
@@ -131,7 +131,7 @@ def test_counts_from_several_processes_add_up(tmp_path, ownership):
     scrape_script = "import django; django.setup(); from observability.metrics import metrics_exposition; print(metrics_exposition().decode())"
     text = subprocess.run([sys.executable, "-c", scrape_script], env=env, check=True, capture_output=True, text=True, cwd=os.getcwd()).stdout
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
-    assert samples[("dispatch_webhooks_total", (("outcome", "order_created"),))] == 7
+    assert samples[("dispatch_webhooks_total", (("outcome", "order_created"), ("result", "accepted")))] == 7
     assert ("dispatch_drivers", (("availability", "available"),)) in samples  # the database's state is there too
 
 

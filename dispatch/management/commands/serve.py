@@ -4,11 +4,14 @@ On the embedded default (no REDIS_URL) the three run in this one process, sharin
 in-process channel layer and broker; with Redis they run as three processes. Ctrl-C stops all.
 """
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -70,12 +73,13 @@ class Command(BaseCommand):
 
     def _run_processes(self, host: str, port: int) -> None:
         python = sys.executable
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir())}
         commands = {
             "asgi": [python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--ws-per-message-deflate", "false", "--lifespan", "off"],
             "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
         }
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603 (our own fixed commands)
+        processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}  # noqa: S603 (our own fixed commands)
         self.stdout.write(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
         stopping = False
 
@@ -102,6 +106,16 @@ class Command(BaseCommand):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _fresh_metrics_dir() -> Path:
+    """Where the three processes write their metrics (prometheus-client's multiprocess mode).
+
+    Emptied at each start: files of processes from an earlier run would count again."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.VAR_DIR / "prometheus")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def _stop(process: "subprocess.Popen[bytes] | None") -> None:
