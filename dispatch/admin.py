@@ -174,9 +174,10 @@ class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
     ordering = ["-received_at"]
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> list[Any]:
-        from offers.admin import OfferInline  # offers build on orders, not the other way round
+        from escalation.admin import EscalationInline  # both build on orders, not the other way round
+        from offers.admin import OfferInline
 
-        return [OfferInline]
+        return [OfferInline, EscalationInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Orders come from shops and change only through the actions: nothing is edited in place.

@@ -82,6 +82,23 @@ class NotificationInline(admin.TabularInline):
         return False
 
 
+class EscalationInline(admin.TabularInline):
+    """The escalations of an order, on the order's page, each linking to where ops act on it."""
+
+    model = Escalation
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = readonly_fields = ("trigger", "state", "level", "opened_at", "next_level_at", "acknowledged_by", "resolved_at", "resolution")
+    ordering = ["opened_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class MinutesForm(forms.Form):
     minutes = forms.IntegerField(min_value=1, max_value=settings.ESCALATION_MAX_EXTENSION_MIN, initial=15, help_text="More time for the order")
 

@@ -393,16 +393,17 @@ def send_notifications_due(*, limit: int = 200) -> int:
 # --- Automatic reassignment (v2_auto_reassign) ----------------------------------------------
 
 
-def order_reassign_or_escalate(*, order_id: int, reason: str, now: datetime, policies: selectors.Policies | None = None) -> bool:
+def order_reassign_or_escalate(*, order_id: int, driver_id: int, reason: str, now: datetime, policies: selectors.Policies | None = None) -> bool:
     """An order not yet picked up whose driver went offline or silent, or missed the pickup:
     reassign it when the switch is on for that driver and reassignments are left; escalate it
     when they ran out. With the switch off the order stays (v1), and the pickup limit escalates it.
-    Returns whether the order was reassigned."""
+    `driver_id` is the driver the caller found holding the order: if someone else holds it
+    by now (another sweep got there first), nothing happens. Returns whether it was reassigned."""
     from rollout.models import Feature
     from rollout.selectors import feature_enabled_for
 
     policies = policies or selectors.Policies()
-    order = Order.objects.select_related("driver").filter(pk=order_id, status=Order.Status.ASSIGNED).first()
+    order = Order.objects.select_related("driver").filter(pk=order_id, status=Order.Status.ASSIGNED, driver_id=driver_id).first()
     if order is None or order.driver is None or not feature_enabled_for(Feature.AUTO_REASSIGN, order.driver):
         return False
     if order.limits_extended_until is not None and order.limits_extended_until > now:
@@ -420,7 +421,8 @@ def order_reassign_or_escalate(*, order_id: int, reason: str, now: datetime, pol
         escalation_open(due=due, now=now, policies=policies)
         return False
     try:
-        dispatch_services.order_reassign(order_id=order.pk, reason=reason, driver_id=order.driver_id, now=now)
+        # Compare-and-set on the holder, under the order's lock: of two sweeps, one reassigns.
+        dispatch_services.order_reassign(order_id=order.pk, reason=reason, driver_id=driver_id, now=now)
     except (IllegalTransition, NotFound):
         return False  # picked up, cancelled or reassigned meanwhile
     return True
@@ -431,7 +433,7 @@ def driver_orders_reassign(*, driver_id: int, reason: str) -> int:
     now = timezone.now()
     policies = selectors.Policies()
     order_ids = Order.objects.filter(driver_id=driver_id, status=Order.Status.ASSIGNED).values_list("pk", flat=True)
-    return sum(order_reassign_or_escalate(order_id=order_id, reason=reason, now=now, policies=policies) for order_id in list(order_ids))
+    return sum(order_reassign_or_escalate(order_id=order_id, driver_id=driver_id, reason=reason, now=now, policies=policies) for order_id in list(order_ids))
 
 
 def reassign_orders_due(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -441,12 +443,14 @@ def reassign_orders_due(*, now: datetime | None = None, limit: int = 500) -> int
     policies = selectors.Policies()
     smallest = timedelta(seconds=policies.smallest("pickup_limit_s"))
     assigned = Order.objects.filter(status=Order.Status.ASSIGNED)
-    lapsed = assigned.filter(assigned_at__lte=now - smallest).order_by("assigned_at").values_list("pk", "zone_id", "assigned_at")[:limit]
+    lapsed = assigned.filter(assigned_at__lte=now - smallest).order_by("assigned_at").values_list("pk", "driver_id", "zone_id", "assigned_at")[:limit]
     reassigned = 0
-    for order_id, zone_id, assigned_at in list(lapsed):
+    for order_id, driver_id, zone_id, assigned_at in list(lapsed):
         if assigned_at is not None and assigned_at <= now - timedelta(seconds=policies.limit(zone_id, "pickup_limit_s")):
-            reassigned += order_reassign_or_escalate(order_id=order_id, reason=Reassignment.Reason.MISSED_PICKUP, now=now, policies=policies)
-    held_by_offline = assigned.filter(driver__availability="offline").values_list("pk", flat=True)[:limit]
-    for order_id in list(held_by_offline):
-        reassigned += order_reassign_or_escalate(order_id=order_id, reason=Reassignment.Reason.DRIVER_OFFLINE, now=now, policies=policies)
+            reassigned += order_reassign_or_escalate(
+                order_id=order_id, driver_id=driver_id, reason=Reassignment.Reason.MISSED_PICKUP, now=now, policies=policies
+            )
+    held_by_offline = assigned.filter(driver__availability="offline").values_list("pk", "driver_id")[:limit]
+    for order_id, driver_id in list(held_by_offline):
+        reassigned += order_reassign_or_escalate(order_id=order_id, driver_id=driver_id, reason=Reassignment.Reason.DRIVER_OFFLINE, now=now, policies=policies)
     return reassigned

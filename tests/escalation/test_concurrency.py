@@ -104,3 +104,19 @@ def test_after_downtime_every_due_expiry_reassignment_and_escalation_happens_onc
     assert Notification.objects.filter(event="opened").count() == opened
     assert Notification.objects.exclude(state="sent").count() == 0
     assert AuditEvent.objects.filter(kind="notification.sent").count() == Notification.objects.count()
+
+
+def test_two_reassignment_sweeps_at_once_take_each_order_from_its_driver_once(ownership, auto_reassign_on):
+    """The sweep that comes second finds the order with its new driver and leaves it there."""
+    zone = ZoneFactory()
+    channel = ShopChannelFactory()
+    slow = [DriverFactory(zones=[zone]) for _ in range(8)]
+    with time_machine.travel(T0, tick=False):
+        orders = [receive_order(channel, code=f"RACE-{n}") for n in range(8)]
+    assert {o.driver_id for o in orders} == {d.pk for d in slow}
+    spares = [DriverFactory(zones=[zone]) for _ in range(8)]
+    later = T0 + timedelta(hours=1)
+    run_at_once(lambda: services.reassign_orders_due(now=later), lambda: services.reassign_orders_due(now=later), rounds=3)
+    for order in orders:
+        assert AuditEvent.objects.filter(kind="order.reassigned", order_id=order.pk).count() == 1
+        assert Order.objects.get(pk=order.pk).driver_id in {d.pk for d in spares}
