@@ -59,26 +59,29 @@ class Policies:
     def smallest(self, name: str) -> int:
         return min([self.default.limit(name), *(p.limit(name) for p in self.by_zone.values())])
 
-
-def policy_levels(policy: EscalationPolicy) -> list[EscalationLevel]:
-    """The policy's levels in order; a policy without levels tells the alert's owner only."""
-    if policy.pk is None:
+    def levels(self, zone_id: int | None) -> list[EscalationLevel]:
+        """The zone's levels in order: its policy's own, else the default policy's (a policy
+        may set limits only). No levels at all: the alert's owner is told, once."""
+        for policy in (self.for_zone(zone_id), self.default):
+            if policy.pk is not None:
+                levels = sorted(policy.levels.all(), key=lambda level: level.level)
+                if levels:
+                    return levels
         return []
-    return sorted(policy.levels.all(), key=lambda level: level.level)
 
 
-def level_team(policy: EscalationPolicy, level: int, trigger: str) -> Team | None:
+def level_team(levels: list[EscalationLevel], level: int, trigger: str) -> Team | None:
     """Who is told at this level: the level's team, or else the owner of the alert."""
-    for candidate in policy_levels(policy):
+    for candidate in levels:
         if candidate.level == level and candidate.team is not None:
             return candidate.team
     route = AlertRoute.objects.select_related("team").filter(alert=trigger).first()
     return route.team if route else None
 
 
-def next_level_at(policy: EscalationPolicy, level: int, opened_at: datetime) -> datetime | None:
+def next_level_at(levels: list[EscalationLevel], level: int, opened_at: datetime) -> datetime | None:
     """When the level after `level` is due, counted from the opening; None at the top."""
-    for candidate in policy_levels(policy):
+    for candidate in levels:
         if candidate.level > level:
             return opened_at + timedelta(seconds=candidate.after_s)
     return None

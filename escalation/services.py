@@ -24,7 +24,7 @@ from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Order, Reassignment
 from escalation import selectors
-from escalation.models import AlertKind, AlertRoute, Escalation, Notification, NotificationChannel
+from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, Notification, NotificationChannel
 from escalation.notifiers import NOTIFIERS, AlertMessage
 from observability import metrics
 
@@ -58,7 +58,7 @@ def escalation_open(*, due: selectors.Due, now: datetime, policies: selectors.Po
     """Open the escalation of a fired trigger and tell level 1; None when it exists already
     or when the order moved on meanwhile."""
     policies = policies or selectors.Policies()
-    policy = policies.for_zone(due.zone_id)
+    levels = policies.levels(due.zone_id)
     with transaction.atomic():
         # Under the order's lock, so the order cannot move on between our check and our insert.
         order = Order.objects.select_for_update().filter(pk=due.order_id).values("status", "limits_extended_until").first()
@@ -76,7 +76,7 @@ def escalation_open(*, due: selectors.Due, now: datetime, policies: selectors.Po
                     state=E.OPEN,
                     level=1,
                     opened_at=now,
-                    next_level_at=selectors.next_level_at(policy, 1, now),
+                    next_level_at=selectors.next_level_at(levels, 1, now),
                     detail=due.detail,
                 )
         except IntegrityError:
@@ -84,7 +84,7 @@ def escalation_open(*, due: selectors.Due, now: datetime, policies: selectors.Po
         _escalation_audit(
             escalation, "escalation.opened", actor=SYSTEM, order_code=due.order_code, before=None, after={"state": E.OPEN, "level": 1}, **due.detail
         )
-        _notify_level(escalation, policy, level=1, event=Notification.Event.OPENED, now=now)
+        _notify_level(escalation, levels, level=1, event=Notification.Event.OPENED, now=now)
         metrics.escalation_opened(due.zone_id, due.trigger)
     return escalation
 
@@ -97,10 +97,10 @@ def escalation_raise(*, escalation_id: int, now: datetime, policies: selectors.P
         escalation = Escalation.objects.select_for_update(skip_locked=True).filter(pk=escalation_id, state=E.OPEN, next_level_at__lte=now).first()
         if escalation is None:
             return False  # acknowledged, resolved, raised by another sweep, or being handled now
-        policy = policies.for_zone(escalation.zone_id)
-        higher = [level.level for level in selectors.policy_levels(policy) if level.level > escalation.level]
+        levels = policies.levels(escalation.zone_id)
+        higher = [level.level for level in levels if level.level > escalation.level]
         new_level = min(higher) if higher else escalation.level
-        next_at = selectors.next_level_at(policy, new_level, escalation.opened_at)
+        next_at = selectors.next_level_at(levels, new_level, escalation.opened_at)
         Escalation.objects.filter(pk=escalation.pk, state=E.OPEN, level=escalation.level).update(level=new_level, next_level_at=next_at)
         before_level = escalation.level
         escalation.level = new_level
@@ -113,7 +113,7 @@ def escalation_raise(*, escalation_id: int, now: datetime, policies: selectors.P
             after={"level": new_level},
             next_level_at=next_at.isoformat() if next_at else None,
         )
-        _notify_level(escalation, policy, level=new_level, event=Notification.Event.RAISED, now=now)
+        _notify_level(escalation, levels, level=new_level, event=Notification.Event.RAISED, now=now)
         metrics.escalation_raised(escalation.zone_id, new_level)
     return True
 
@@ -258,8 +258,8 @@ def escalate_orders_due(*, now: datetime | None = None) -> int:
 # --- Notifications ------------------------------------------------------------------------
 
 
-def _notify_level(escalation: Escalation, policy: Any, *, level: int, event: str, now: datetime) -> None:
-    team = selectors.level_team(policy, level, escalation.trigger)
+def _notify_level(escalation: Escalation, levels: list[EscalationLevel], *, level: int, event: str, now: datetime) -> None:
+    team = selectors.level_team(levels, level, escalation.trigger)
     for channel in selectors.team_channels(team):
         _notification_make(escalation, channel, team_id=team.pk if team else None, event=event, level=level, now=now)
 

@@ -75,6 +75,15 @@ def test_embedded_default_takes_a_webhook_assigns_and_runs_the_sweep(embedded_se
     assert httpx.get(f"{base}/admin/login/", timeout=10).status_code == 200
     assert httpx.get(f"{base}/static/admin/css/base.css", timeout=10).status_code == 200
     assert json.loads(httpx.get(f"{base}/api/schema/?format=json", timeout=10).text)["info"]["title"]
+    # every sweep of the embedded beat has run: the service is ready, and /metrics answers locally
+    deadline = time.monotonic() + 60
+    while (ready := httpx.get(f"{base}/readyz", timeout=10)).status_code != 200:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(1)
+    assert ready.json()["checks"]["redis"]["detail"].startswith("embedded")
+    metrics = httpx.get(f"{base}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert 'dispatch_webhooks_total{outcome="order_created",result="accepted"} 1.0' in metrics.text
 
 
 @pytest.mark.parametrize("embedded_service", [True], indirect=True)

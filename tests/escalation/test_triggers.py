@@ -242,3 +242,20 @@ def test_orders_outside_every_zone_escalate_under_the_default_policy(channel, se
 def test_the_sweep_reads_the_database_clock_by_default(waiting_order):
     assert services.open_escalations_due() >= 1  # T0 lies in the past of the database's now()
     assert timezone.now() > T0
+
+
+def test_a_zone_policy_of_limits_only_climbs_the_default_levels_and_one_with_levels_its_own(waiting_order):
+    from escalation.models import EscalationLevel, Team
+
+    policy = EscalationPolicy.objects.create(zone=waiting_order.zone, unassigned_limit_s=30, no_candidates_limit_s=10**6)
+    [escalation] = opened_at(30, AlertKind.ORDER_UNASSIGNED)
+    assert escalation.next_level_at == escalation.opened_at + timedelta(seconds=600)  # the default's L2
+    EscalationLevel.objects.create(policy=policy, level=1, after_s=0)
+    EscalationLevel.objects.create(policy=policy, level=2, after_s=60, team=Team.objects.get(slug="on-call"))
+    services.escalation_resolve(escalation_id=escalation.pk, actor=OPS, resolution="test")
+    Order.objects.filter(pk=waiting_order.pk).update(status_changed_at=T0 + timedelta(seconds=1))
+    opened_at(31, AlertKind.ORDER_UNASSIGNED)  # a new episode: a new escalation, under the zone's own levels
+    again = Escalation.objects.get(trigger=AlertKind.ORDER_UNASSIGNED, state="open")
+    assert again.next_level_at == again.opened_at + timedelta(seconds=60)
+    services.raise_escalations_due(now=again.opened_at + timedelta(seconds=60))
+    assert Notification.objects.get(escalation=again, event="raised").team.slug == "on-call"

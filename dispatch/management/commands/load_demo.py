@@ -73,6 +73,7 @@ class Command(BaseCommand):
         rng = random.Random(7)
         with transaction.atomic():
             zones = self._zones()
+            self._quick_escalation(zones["spandau"])
             channel = self._shop()
             passwords = {name: self._staff_user(name, credentials.get(name)) for name in ("ops", "support")}
         credentials.update(passwords)
@@ -90,6 +91,15 @@ class Command(BaseCommand):
         for feature in Feature.values:
             switch_set(name=feature, active=True, actor=DEMO)
             rollout_set(feature=feature, percentage=100, actor=DEMO)
+
+    def _quick_escalation(self, zone: Zone) -> None:
+        """Spandau has nobody online: its own short limits escalate its orders within a minute,
+        so a newcomer sees escalations in admin (Escalation → Escalations) right away."""
+        from escalation.models import EscalationPolicy
+
+        if not EscalationPolicy.objects.filter(zone=zone).exists():
+            policy = EscalationPolicy(zone=zone, unassigned_limit_s=60, no_candidates_limit_s=30)
+            services.reference_data_save(instance=policy, changed_fields=["zone", "unassigned_limit_s", "no_candidates_limit_s"], is_new=True, actor=DEMO)
 
     def _zones(self) -> dict[str, Zone]:
         zones = {}
