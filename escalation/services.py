@@ -118,19 +118,21 @@ def escalation_raise(*, escalation_id: int, now: datetime, policies: selectors.P
     return True
 
 
+def _escalation_move(escalation_id: int, from_states: tuple[str, ...], to: str, **changes: Any) -> tuple[Escalation, str]:
+    """Compare-and-set of an escalation's state (the climb stops with it); returns it and the state it left."""
+    current = Escalation.objects.filter(pk=escalation_id).values_list("state", flat=True).first()
+    if current is None:
+        raise NotFound(f"escalation {escalation_id} not found")
+    if not Escalation.objects.filter(pk=escalation_id, state__in=from_states).update(state=to, next_level_at=None, **changes):
+        raise IllegalTransition(f"escalation {escalation_id}", current, to)
+    return Escalation.objects.get(pk=escalation_id), current
+
+
 def escalation_acknowledge(*, escalation_id: int, actor: Actor, now: datetime | None = None) -> Escalation:
     """Someone owns it now: the climb stops. It stays unresolved until the order moves on."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = Escalation.objects.filter(pk=escalation_id).values_list("state", flat=True).first()
-        if current is None:
-            raise NotFound(f"escalation {escalation_id} not found")
-        won = Escalation.objects.filter(pk=escalation_id, state=E.OPEN).update(
-            state=E.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor.label, next_level_at=None
-        )
-        if not won:
-            raise IllegalTransition(f"escalation {escalation_id}", current, E.ACKNOWLEDGED)
-        escalation = Escalation.objects.get(pk=escalation_id)
+        escalation, _ = _escalation_move(escalation_id, (E.OPEN,), E.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor.label)
         _escalation_audit(
             escalation,
             "escalation.acknowledged",
@@ -149,15 +151,9 @@ def escalation_resolve(*, escalation_id: int, actor: Actor, resolution: str, now
     if not resolution:
         raise InvalidInput("say how the escalation was resolved")
     with transaction.atomic():
-        current = Escalation.objects.filter(pk=escalation_id).values_list("state", flat=True).first()
-        if current is None:
-            raise NotFound(f"escalation {escalation_id} not found")
-        won = Escalation.objects.filter(pk=escalation_id, state__in=Escalation.UNRESOLVED_STATES).update(
-            state=E.RESOLVED, resolved_at=now, resolved_by=actor.label, resolution=resolution, next_level_at=None
+        escalation, current = _escalation_move(
+            escalation_id, Escalation.UNRESOLVED_STATES, E.RESOLVED, resolved_at=now, resolved_by=actor.label, resolution=resolution
         )
-        if not won:
-            raise IllegalTransition(f"escalation {escalation_id}", current, E.RESOLVED)
-        escalation = Escalation.objects.get(pk=escalation_id)
         _escalation_audit(
             escalation,
             "escalation.resolved",
