@@ -21,6 +21,32 @@ admin.site.site_title = "Dispatch ops"
 admin.site.index_title = "Zones, drivers, orders and the audit trail"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by services (offers, webhook deliveries, sweep runs): shown, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows of a record's story on its page (an order's offers, an escalation's notifications)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ServiceSavedAdmin(admin.ModelAdmin):
     """Saves and deletes through services, so each edit (inline rows too) is audited with the staff user."""
 

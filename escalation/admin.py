@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from audit.actors import Actor
 from dispatch import services as dispatch_services
-from dispatch.admin import ActionFormMixin, AssignDriverForm, ReasonForm, ServiceSavedAdmin
+from dispatch.admin import ActionFormMixin, AssignDriverForm, ReadOnlyInline, ReasonForm, ServiceSavedAdmin
 from dispatch.errors import DispatchError
 from dispatch.models import Reassignment
 from escalation import services
@@ -68,35 +68,19 @@ class EscalationPolicyAdmin(ServiceSavedAdmin):
     ]
 
 
-class NotificationInline(admin.TabularInline):
+class NotificationInline(ReadOnlyInline):
     model = Notification
-    extra = 0
-    can_delete = False
     fields = ["created_at", "event", "level", "team", "channel_kind", "state", "attempts", "sent_at", "next_attempt_at", "last_error"]
     readonly_fields = ["created_at", "event", "level", "team", "channel_kind", "state", "attempts", "sent_at", "next_attempt_at", "last_error"]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class EscalationInline(admin.TabularInline):
+class EscalationInline(ReadOnlyInline):
     """The escalations of an order, on the order's page, each linking to where ops act on it."""
 
     model = Escalation
-    extra = 0
-    can_delete = False
     show_change_link = True
     fields = readonly_fields = ("trigger", "state", "level", "opened_at", "next_level_at", "acknowledged_by", "resolved_at", "resolution")
     ordering = ["opened_at"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class MinutesForm(forms.Form):

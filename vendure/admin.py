@@ -1,20 +1,9 @@
 """Webhook deliveries and fulfillment reports, read-only in the ops console."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 
+from dispatch.admin import ReadOnlyAdmin
 from vendure.models import FulfillmentReport, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(WebhookEvent)
