@@ -10,7 +10,7 @@ SIMULATE ?= 1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dispatch
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: venv run test lint bench migrations-check services browser
+.PHONY: venv assets run test lint bench migrations-check services browser
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,10 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-run: venv
+assets:
+	bash bin/ensure-assets
+
+run: venv assets
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 	@echo ""
@@ -36,7 +39,7 @@ services:
 browser:
 	bash bin/ensure-chromium
 
-test: venv services browser
+test: venv assets services browser
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -44,5 +47,5 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
 
-bench: venv services
+bench: venv assets services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run.py

@@ -221,7 +221,12 @@ class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
 
     @admin.display(description="Audit trail")
     def audit_link(self, order: Order) -> str:
-        return format_html('<a href="{}?order_id={}">Story of this order</a>', reverse("admin:audit_auditevent_changelist"), order.pk)
+        return format_html(
+            '<a href="{}?order_id={}">Story of this order</a> · <a href="{}">Timeline</a>',
+            reverse("admin:audit_auditevent_changelist"),
+            order.pk,
+            reverse("support:order-timeline", args=[order.pk]),
+        )
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Order], call: Any, verb: str) -> None:
         done = 0

@@ -42,6 +42,12 @@ class Zone(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="Drivers offered an order at once; the first to accept wins"
     )
     is_active = models.BooleanField(default=True)
+    # The zone's colour on the health dashboard: amber or red once its oldest waiting order has
+    # waited this long, or this many orders wait.
+    health_amber_wait_s = models.PositiveIntegerField(default=120, help_text="Amber when the oldest waiting order has waited this long")
+    health_red_wait_s = models.PositiveIntegerField(default=600, help_text="Red when the oldest waiting order has waited this long")
+    health_amber_waiting = models.PositiveSmallIntegerField(default=3, help_text="Amber when this many orders wait for a driver")
+    health_red_waiting = models.PositiveSmallIntegerField(default=10, help_text="Red when this many orders wait for a driver")
 
     class Meta:
         ordering = ["name"]
@@ -238,6 +244,8 @@ class Order(models.Model):
             ),
             models.Index(fields=["assigned_at"], condition=Q(status="assigned"), name="order_awaiting_pickup"),
             models.Index(fields=["promised_at"], condition=Q(status="picked_up"), name="order_in_delivery"),
+            # Time to assign over the last hour, per zone (zone health).
+            models.Index(fields=["assigned_at"], name="order_assigned_at"),
         ]
 
     def __str__(self) -> str:

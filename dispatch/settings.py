@@ -153,6 +153,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# htmx and Leaflet, installed from npm by `make assets` (bin/ensure-assets), served as ours.
+STATICFILES_DIRS = [
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/leaflet", BASE_DIR / "node_modules" / "leaflet" / "dist"),
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when it is missing
 STORAGES = {
@@ -271,6 +276,16 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Support pages ------------------------------------------------------------------
+# An export is for a ticket, not a dump of the log: it stops after this many rows.
+SUPPORT_EXPORT_MAX_ROWS = env.int("SUPPORT_EXPORT_MAX_ROWS", default=100_000)
+
+# The zone page's map: Leaflet with these tiles; empty draws the zone and markers on a plain
+# background (for machines without internet). Lists beside the map show the same rows.
+DISPATCH_MAP_TILES_URL = env.str("DISPATCH_MAP_TILES_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+DISPATCH_MAP_TILES_ATTRIBUTION = env.str("DISPATCH_MAP_TILES_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+ZONE_PAGE_MAX_ROWS = env.int("ZONE_PAGE_MAX_ROWS", default=200)
 
 # --- Observability ------------------------------------------------------------------
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)

@@ -34,6 +34,12 @@ api_v2 = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("support/", include("audit.urls")),
+    path("ops/zones/", observability_views.zone_health_page, name="zone-health"),
+    path("ops/zones/rows/", observability_views.zone_health_rows, name="zone-health-rows"),
+    path("ops/zones/<slug:slug>/", observability_views.zone_page, name="zone-page"),
+    path("ops/zones/<slug:slug>/lists/", observability_views.zone_page_lists, name="zone-page-lists"),
+    path("ops/zones/<slug:slug>/map.json", observability_views.zone_map_data, name="zone-map-data"),
     path("api/v1/", include(api_v1)),
     path("api/v2/", include(api_v2)),
     # v1 is frozen: its schema holds its paths only, and docs/api/v1.yaml must match it.

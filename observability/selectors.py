@@ -1,5 +1,8 @@
-"""Reads behind `/readyz`: is the database there, is Redis there, are the sweeps running?"""
+"""Reads behind `/readyz` (is the database there, is Redis, are the sweeps running?) and the
+zone health dashboard (how is each zone doing right now?)."""
 
+import statistics
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,3 +73,109 @@ def sweeps_check(now: datetime | None = None) -> dict[str, Any]:
             "last_error": (run.last_error or None) if run else None,
         }
     return {"status": "failing" if failing else "ok", "sweeps": detail}
+
+
+# --- Zone health (the ops dashboard) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneHealth:
+    """One zone right now: drivers, waiting orders, open escalations, the last hour, a colour."""
+
+    zone: Any
+    available: int
+    busy: int
+    on_break: int
+    offline: int
+    waiting: int
+    oldest_wait_s: float | None
+    escalations_by_level: dict[int, int]
+    acceptance_ratio: float | None
+    median_assign_s: float | None
+    colour: str
+    reasons: list[str]
+
+    @property
+    def open_escalations(self) -> int:
+        return sum(self.escalations_by_level.values())
+
+
+def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
+    """Every active zone's health, in five grouped queries whatever the number of zones."""
+    from django.db.models import Count, F, Min, Q
+
+    from dispatch.models import Driver, Order, Zone
+    from escalation.models import Escalation
+    from offers.selectors import offer_answers_since
+
+    now = now or timezone.now()
+    hour_ago = now - timedelta(hours=1)
+    zones = list(Zone.objects.filter(is_active=True).order_by("name"))
+    drivers: dict[int, dict[str, int]] = {}
+    full = Q(active_order_count__gte=F("capacity"))
+    for row in Driver.objects.filter(zones__in=zones).values("zones", "availability").annotate(n=Count("id"), full=Count("id", filter=full)):
+        counts = drivers.setdefault(row["zones"], {})
+        if row["availability"] == Driver.Availability.AVAILABLE:
+            counts["busy"] = row["full"]
+            counts["available"] = row["n"] - row["full"]
+        else:
+            counts[row["availability"]] = row["n"]
+    waiting_orders = Order.objects.filter(status__in=Order.WAITING_STATUSES, zone__in=zones)
+    waiting = {row["zone_id"]: row for row in waiting_orders.values("zone_id").annotate(n=Count("id"), oldest=Min("status_changed_at"))}
+    escalations: dict[int, dict[int, int]] = {}
+    unresolved = Escalation.objects.filter(state__in=Escalation.UNRESOLVED_STATES, zone__in=zones)
+    for level_row in unresolved.values("zone_id", "level").annotate(n=Count("id")):
+        escalations.setdefault(level_row["zone_id"], {})[level_row["level"]] = level_row["n"]
+    answers = offer_answers_since(hour_ago)
+    assign_times: dict[int, list[float]] = {}
+    assigned_lately = Order.objects.filter(assigned_at__gte=hour_ago, zone__in=zones)
+    for zone_id, received_at, assigned_at in assigned_lately.values_list("zone_id", "received_at", "assigned_at"):
+        if assigned_at is not None:
+            assign_times.setdefault(zone_id, []).append((assigned_at - received_at).total_seconds())
+    health = []
+    for zone in zones:
+        counts = drivers.get(zone.pk, {})
+        wait = waiting.get(zone.pk)
+        oldest_wait_s = (now - wait["oldest"]).total_seconds() if wait else None
+        answered = answers.get(zone.pk, {})
+        total_answered = sum(answered.values())
+        by_level = dict(sorted(escalations.get(zone.pk, {}).items()))
+        colour, reasons = _zone_colour(zone, wait["n"] if wait else 0, oldest_wait_s, by_level)
+        health.append(
+            ZoneHealth(
+                zone=zone,
+                available=counts.get("available", 0),
+                busy=counts.get("busy", 0),
+                on_break=counts.get(Driver.Availability.ON_BREAK, 0),
+                offline=counts.get(Driver.Availability.OFFLINE, 0),
+                waiting=wait["n"] if wait else 0,
+                oldest_wait_s=oldest_wait_s,
+                escalations_by_level=by_level,
+                acceptance_ratio=answered.get("accepted", 0) / total_answered if total_answered else None,
+                median_assign_s=statistics.median(assign_times[zone.pk]) if zone.pk in assign_times else None,
+                colour=colour,
+                reasons=reasons,
+            )
+        )
+    return health
+
+
+def _zone_colour(zone: Any, waiting: int, oldest_wait_s: float | None, escalations_by_level: dict[int, int]) -> tuple[str, list[str]]:
+    """Red or amber by the zone's own thresholds, and any open escalation; green otherwise."""
+    oldest = oldest_wait_s or 0
+    red, amber = [], []
+    if waiting >= zone.health_red_waiting:
+        red.append(f"{waiting} orders waiting")
+    elif waiting >= zone.health_amber_waiting:
+        amber.append(f"{waiting} orders waiting")
+    if oldest >= zone.health_red_wait_s:
+        red.append(f"an order waiting {int(oldest // 60)} min")
+    elif oldest >= zone.health_amber_wait_s:
+        amber.append(f"an order waiting {int(oldest // 60)} min")
+    if any(level >= 2 for level in escalations_by_level):
+        red.append("escalation past level 1")
+    elif escalations_by_level:
+        amber.append("open escalation")
+    if red:
+        return "red", red + amber
+    return ("amber", amber) if amber else ("green", [])

@@ -79,6 +79,10 @@ def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
             "offer_timeout_s": 30,
             "offer_fanout": 1,
             "is_active": "on",
+            "health_amber_wait_s": 120,
+            "health_red_wait_s": 600,
+            "health_amber_waiting": 3,
+            "health_red_waiting": 10,
         },
     )
     assert response.status_code == 302, response.content

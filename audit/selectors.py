@@ -1,0 +1,95 @@
+"""Reads of the audit trail for support: search with keyset pagination, an order's story.
+
+Every filter is served by an index that starts with it and goes on with the event time
+(see AuditEvent.Meta.indexes), so a search reads the rows it shows, newest first, however
+long the log grows. Pages are keyset pages: "after this (time, id)", never OFFSET.
+"""
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils.dateparse import parse_datetime
+
+from audit.models import AuditEvent
+
+PAGE_SIZE = 50
+
+
+class CursorInvalid(ValueError):
+    """A page cursor that was not made by us (edited or cut short)."""
+
+
+def cursor_encode(event: AuditEvent) -> str:
+    return base64.urlsafe_b64encode(f"{event.occurred_at.isoformat()}|{event.pk}".encode()).decode()
+
+
+def cursor_decode(value: str) -> tuple[datetime, int]:
+    try:
+        occurred_at, _, event_id = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
+        moment = parse_datetime(occurred_at)
+        if moment is None or not event_id.isdigit():
+            raise ValueError
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CursorInvalid("The page cursor is not valid; start the search again.") from exc
+    return moment, int(event_id)
+
+
+def audit_events_matching(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+    """Events matching every given filter (order, driver, since, until, kind, actor, zone,
+    correlation_id), newest first."""
+    events = AuditEvent.objects.all()
+    order = filters.get("order")
+    if order:
+        by_code = Q(order_code=order)
+        events = events.filter(by_code | Q(order_id=int(order)) if order.isdigit() else by_code)
+    if filters.get("driver"):
+        events = events.filter(driver_id=filters["driver"])
+    if filters.get("since"):
+        events = events.filter(occurred_at__gte=filters["since"])
+    if filters.get("until"):
+        events = events.filter(occurred_at__lt=filters["until"])
+    if filters.get("kind"):
+        events = events.filter(kind=filters["kind"])
+    if filters.get("actor"):
+        events = events.filter(actor_label=filters["actor"])
+    if filters.get("zone"):
+        events = events.filter(zone_id=filters["zone"].pk)
+    if filters.get("correlation_id"):
+        events = events.filter(correlation_id=filters["correlation_id"])
+    return events.order_by("-occurred_at", "-id")
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[AuditEvent]
+    next_cursor: str | None
+
+
+def audit_events_page(events: QuerySet[AuditEvent], after: tuple[datetime, int] | None, size: int = PAGE_SIZE) -> Page:
+    """One page of `events` (already newest first) after the cursor's (time, id)."""
+    if after is not None:
+        occurred_at, event_id = after
+        events = events.filter(Q(occurred_at__lt=occurred_at) | Q(occurred_at=occurred_at, id__lt=event_id))
+    rows = list(events[: size + 1])
+    return Page(rows[:size], cursor_encode(rows[size - 1]) if len(rows) > size else None)
+
+
+@dataclass(frozen=True)
+class StoryStep:
+    event: AuditEvent
+    since_previous: timedelta | None
+
+
+def order_story(order_id: int) -> list[StoryStep]:
+    """Every event of the order and of its offers, escalations and notifications, oldest first,
+    with the time since the step before."""
+    events = list(AuditEvent.objects.filter(order_id=order_id).order_by("occurred_at", "id"))
+    steps = []
+    previous: AuditEvent | None = None
+    for event in events:
+        steps.append(StoryStep(event, event.occurred_at - previous.occurred_at if previous else None))
+        previous = event
+    return steps
