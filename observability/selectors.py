@@ -164,10 +164,11 @@ def _zone_colour(zone: Any, waiting: int, oldest_wait_s: float | None, escalatio
     """Red or amber by the zone's own thresholds, and any open escalation; green otherwise."""
     oldest = oldest_wait_s or 0
     red, amber = [], []
+    waiting_text = f"{waiting} order{'s' if waiting != 1 else ''} waiting"
     if waiting >= zone.health_red_waiting:
-        red.append(f"{waiting} orders waiting")
+        red.append(waiting_text)
     elif waiting >= zone.health_amber_waiting:
-        amber.append(f"{waiting} orders waiting")
+        amber.append(waiting_text)
     if oldest >= zone.health_red_wait_s:
         red.append(f"an order waiting {int(oldest // 60)} min")
     elif oldest >= zone.health_amber_wait_s:
