@@ -78,17 +78,17 @@ def test_support_cannot_reach_admin_change_forms_or_write_anything(page, live_se
         assert page.goto(f"{live_server.url}{url}").status == 403, url
     page.goto(f"{live_server.url}/support/")
     statuses = page.evaluate(
-        """async () => {
+        """async (orderId) => {
             const token = document.cookie.split('; ').find(c => c.startsWith('csrftoken='))?.split('=')[1] || '';
             const out = [];
-            for (const url of ['/support/', '/support/orders/%d/', '/support/export.csv']) {
+            for (const url of ['/support/', `/support/orders/${orderId}/`, '/support/export.csv']) {
               for (const method of ['POST', 'PUT', 'DELETE']) {
                 out.push((await fetch(url, {method, headers: {'X-CSRFToken': token}})).status);
               }
             }
             return out;
-        }"""
-        % order.pk
+        }""",
+        order.pk,
     )
     assert set(statuses) <= {403, 405} and statuses
     assert Order.objects.get(pk=order.pk).status == Order.Status.ASSIGNED
