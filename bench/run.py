@@ -7,7 +7,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ["intake", "offer_latency", "accept_race", "idle_sockets", "expiry_sweep", "escalation_sweep", "metrics_overhead"]
+BENCHMARKS = [
+    "intake",
+    "offer_latency",
+    "accept_race",
+    "idle_sockets",
+    "expiry_sweep",
+    "escalation_sweep",
+    "metrics_overhead",
+    "audit_search",
+    "zone_health_poll",
+]
 
 
 def main() -> None:
