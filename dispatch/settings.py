@@ -286,6 +286,8 @@ SUPPORT_EXPORT_MAX_ROWS = env.int("SUPPORT_EXPORT_MAX_ROWS", default=100_000)
 DISPATCH_MAP_TILES_URL = env.str("DISPATCH_MAP_TILES_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 DISPATCH_MAP_TILES_ATTRIBUTION = env.str("DISPATCH_MAP_TILES_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 ZONE_PAGE_MAX_ROWS = env.int("ZONE_PAGE_MAX_ROWS", default=200)
+# The dashboard's last-hour figures (acceptance, time to assign) are shared this long.
+ZONE_HEALTH_LAST_HOUR_TTL_S = env.int("ZONE_HEALTH_LAST_HOUR_TTL_S", default=10)
 
 # --- Observability ------------------------------------------------------------------
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)

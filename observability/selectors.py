@@ -106,10 +106,8 @@ def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
 
     from dispatch.models import Driver, Order, Zone
     from escalation.models import Escalation
-    from offers.selectors import offer_answers_since
 
     now = now or timezone.now()
-    hour_ago = now - timedelta(hours=1)
     zones = list(Zone.objects.filter(is_active=True).order_by("name"))
     drivers: dict[int, dict[str, int]] = {}
     full = Q(active_order_count__gte=F("capacity"))
@@ -126,12 +124,7 @@ def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
     unresolved = Escalation.objects.filter(state__in=Escalation.UNRESOLVED_STATES, zone__in=zones)
     for level_row in unresolved.values("zone_id", "level").annotate(n=Count("id")):
         escalations.setdefault(level_row["zone_id"], {})[level_row["level"]] = level_row["n"]
-    answers = offer_answers_since(hour_ago)
-    assign_times: dict[int, list[float]] = {}
-    assigned_lately = Order.objects.filter(assigned_at__gte=hour_ago, zone__in=zones)
-    for zone_id, received_at, assigned_at in assigned_lately.values_list("zone_id", "received_at", "assigned_at"):
-        if assigned_at is not None:
-            assign_times.setdefault(zone_id, []).append((assigned_at - received_at).total_seconds())
+    answers, assign_times = _last_hour(now)
     health = []
     for zone in zones:
         counts = drivers.get(zone.pk, {})
@@ -158,6 +151,32 @@ def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
             )
         )
     return health
+
+
+def _last_hour(now: datetime) -> tuple[dict[int | None, dict[str, int]], dict[int, list[float]]]:
+    """Offer answers and times to assign over the last hour, by zone, shared by every open
+    dashboard for a few seconds: an hour's figures barely move in that time, and reading them
+    is most of what a poll would cost on a busy day (bench/zone_health_poll.py)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from dispatch.models import Order
+    from offers.selectors import offer_answers_since
+
+    cached = cache.get(LAST_HOUR_CACHE_KEY)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    hour_ago = now - timedelta(hours=1)
+    assign_times: dict[int, list[float]] = {}
+    for zone_id, received_at, assigned_at in Order.objects.filter(assigned_at__gte=hour_ago).values_list("zone_id", "received_at", "assigned_at"):
+        if assigned_at is not None and zone_id is not None:
+            assign_times.setdefault(zone_id, []).append((assigned_at - received_at).total_seconds())
+    figures = (offer_answers_since(hour_ago), assign_times)
+    cache.set(LAST_HOUR_CACHE_KEY, figures, settings.ZONE_HEALTH_LAST_HOUR_TTL_S)
+    return figures
+
+
+LAST_HOUR_CACHE_KEY = "zone-health:last-hour"
 
 
 def _zone_colour(zone: Any, waiting: int, oldest_wait_s: float | None, escalations_by_level: dict[int, int]) -> tuple[str, list[str]]:

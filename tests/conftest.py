@@ -110,3 +110,13 @@ def auto_reassign_on(db):
 
     switch_set(name="v2_auto_reassign", active=True, actor=Actor.system("test"))
     rollout_set(feature="v2_auto_reassign", percentage=100, actor=Actor.system("test"))
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Figures cached for a few seconds (the dashboard's last hour) never leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
