@@ -51,3 +51,12 @@ class DriverFactory(factory.django.DjangoModelFactory):
     def zones(self, create, extracted, **kwargs):
         if create:
             self.zones.set(extracted if extracted is not None else [ZoneFactory()])
+
+
+def staff_member(group):
+    """A staff user in the `ops` or `support` group (the groups must exist: the staff_groups fixture)."""
+    from django.contrib.auth.models import Group
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user

@@ -1,20 +1,13 @@
 """The ops console through Django's test client: actions call services, support only reads."""
 
 import pytest
-from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
 from dispatch.models import Driver, Order, Zone
-from tests.factories import DriverFactory, ShopChannelFactory, UserFactory, ZoneFactory
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
-
-
-def staff(group):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture
@@ -25,7 +18,7 @@ def waiting_order():
 
 def test_ops_assigns_a_waiting_order_to_a_chosen_driver(client, waiting_order):
     driver = DriverFactory(capacity=1)
-    ops = staff("ops")
+    ops = staff_member("ops")
     client.force_login(ops)
     page = client.post("/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk]})
     assert page.status_code == 200 and b"Assign orders to a driver" in page.content
@@ -41,7 +34,7 @@ def test_ops_assigns_a_waiting_order_to_a_chosen_driver(client, waiting_order):
 
 def test_ops_cancel_needs_a_reason_and_unassign_frees_the_driver(client, waiting_order):
     driver = DriverFactory(capacity=1)
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     client.post("/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": driver.pk, "apply": "1"})
     client.post("/admin/dispatch/order/", {"action": "unassign", "_selected_action": [waiting_order.pk]})
     driver.refresh_from_db()
@@ -57,7 +50,7 @@ def test_ops_cancel_needs_a_reason_and_unassign_frees_the_driver(client, waiting
 def test_a_refused_action_shows_the_reason_and_changes_nothing(client, waiting_order):
     full = DriverFactory(capacity=1)
     Driver.objects.filter(pk=full.pk).update(active_order_count=1)
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     page = client.post(
         "/admin/dispatch/order/", {"action": "assign_to_driver", "_selected_action": [waiting_order.pk], "driver": full.pk, "apply": "1"}, follow=True
     )
@@ -67,7 +60,7 @@ def test_a_refused_action_shows_the_reason_and_changes_nothing(client, waiting_o
 
 def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
     zone = ZoneFactory()
-    ops = staff("ops")
+    ops = staff_member("ops")
     client.force_login(ops)
     response = client.post(
         f"/admin/dispatch/zone/{zone.pk}/change/",
@@ -94,7 +87,7 @@ def test_ops_edit_of_a_zone_is_audited_with_the_staff_user(client):
 
 def test_a_zone_with_a_broken_polygon_is_refused(client):
     zone = ZoneFactory()
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     response = client.post(
         f"/admin/dispatch/zone/{zone.pk}/change/",
         {"name": "Mitte", "slug": "mitte", "area": '{"type": "Point", "coordinates": [1, 2]}', "postal_code_prefixes": "[]"},
@@ -108,13 +101,13 @@ def test_a_zone_with_a_broken_polygon_is_refused(client):
     "url", ["/admin/dispatch/order/", "/admin/dispatch/driver/", "/admin/dispatch/zone/", "/admin/audit/auditevent/", "/admin/vendure/webhookevent/"]
 )
 def test_support_can_read_every_list(client, waiting_order, url):
-    client.force_login(staff("support"))
+    client.force_login(staff_member("support"))
     assert client.get(url).status_code == 200
 
 
 def test_support_cannot_change_anything(client, waiting_order):
     DriverFactory(capacity=1)
-    client.force_login(staff("support"))
+    client.force_login(staff_member("support"))
     listing = client.get("/admin/dispatch/order/")
     assert b'name="action"' not in listing.content  # no actions offered
     before = AuditEvent.objects.count()

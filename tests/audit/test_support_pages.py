@@ -6,29 +6,22 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.selectors import cursor_encode
 from offers import services as offer_services
 from offers.models import Offer
-from tests.factories import DriverFactory, ShopChannelFactory, UserFactory, ZoneFactory
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
 SEARCH = "/support/"
 
 
-def staff(group):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
 @pytest.fixture
 def support(client):
-    client.force_login(staff("support"))
+    client.force_login(staff_member("support"))
     return client
 
 
@@ -53,7 +46,7 @@ def rows(response):
 
 @pytest.mark.parametrize("group", ["support", "ops"])
 def test_support_and_ops_may_search(client, group):
-    client.force_login(staff(group))
+    client.force_login(staff_member(group))
     assert client.get(SEARCH).status_code == 200
 
 
@@ -204,7 +197,7 @@ def test_cursor_round_trip(story):
 
 def test_the_order_page_in_admin_links_to_the_timeline(client, story):
     order, _, _ = story
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     page = client.get(f"/admin/dispatch/order/{order.pk}/change/")
     assert f'href="/support/orders/{order.pk}/"'.encode() in page.content
     index = client.get("/admin/")

@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.apps import apps
-from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
 from dispatch.models import Order
 from escalation import services
 from escalation.models import AlertKind, AlertRoute, Escalation, Team
-from tests.factories import DriverFactory, ShopChannelFactory, UserFactory, ZoneFactory
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups", "ownership", "escalation_permissions")]
@@ -25,12 +24,6 @@ def escalation_permissions(staff_groups):
     import importlib
 
     importlib.import_module("escalation.migrations.0002_ownership_policy_and_sweeps").grant(apps)
-
-
-def staff(group):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def act(client, escalation, action, **fields):
 
 
 def test_ops_acknowledge_then_resolve_with_a_note(client, escalation):
-    ops = staff("ops")
+    ops = staff_member("ops")
     client.force_login(ops)
     assert b"1 escalation(s): acknowledged" in act(client, escalation, "acknowledge").content
     page = act(client, escalation, "resolve")
@@ -69,7 +62,7 @@ def test_ops_acknowledge_then_resolve_with_a_note(client, escalation):
 
 def test_ops_assign_the_order_by_hand_and_the_escalation_resolves(client, escalation):
     driver = DriverFactory()
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     act(client, escalation, "assign_to_driver", driver=driver.pk, apply="1")
     order = Order.objects.get(pk=escalation.order_id)
     assert (order.status, order.driver_id) == (Order.Status.ASSIGNED, driver.pk)
@@ -78,7 +71,7 @@ def test_ops_assign_the_order_by_hand_and_the_escalation_resolves(client, escala
 
 
 def test_ops_reassign_extend_and_cancel(client, escalation):
-    ops = staff("ops")
+    ops = staff_member("ops")
     client.force_login(ops)
     first = DriverFactory()
     act(client, escalation, "assign_to_driver", driver=first.pk, apply="1")
@@ -96,7 +89,7 @@ def test_ops_reassign_extend_and_cancel(client, escalation):
 
 
 def test_extending_an_open_escalation_through_admin(client, escalation):
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     act(client, escalation, "extend", minutes="20", apply="1")
     order = Order.objects.get(pk=escalation.order_id)
     escalation.refresh_from_db()
@@ -106,7 +99,7 @@ def test_extending_an_open_escalation_through_admin(client, escalation):
 
 
 def test_a_refused_action_shows_why_and_changes_nothing(client, escalation):
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     services.escalation_resolve(escalation_id=escalation.pk, actor=services.SYSTEM, resolution="done")
     before = AuditEvent.objects.count()
     page = act(client, escalation, "acknowledge")
@@ -115,7 +108,7 @@ def test_a_refused_action_shows_why_and_changes_nothing(client, escalation):
 
 
 def test_support_reads_escalations_and_cannot_act(client, escalation):
-    client.force_login(staff("support"))
+    client.force_login(staff_member("support"))
     assert client.get(URL).status_code == 200
     assert client.get(f"{URL}{escalation.pk}/change/").status_code == 200
     act(client, escalation, "acknowledge")
@@ -125,7 +118,7 @@ def test_support_reads_escalations_and_cannot_act(client, escalation):
 
 
 def test_ops_edit_the_ownership_matrix_on_the_record(client):
-    ops = staff("ops")
+    ops = staff_member("ops")
     client.force_login(ops)
     route = AlertRoute.objects.get(alert="acceptance_low")
     on_call = Team.objects.get(slug="on-call")
@@ -137,7 +130,7 @@ def test_ops_edit_the_ownership_matrix_on_the_record(client):
 
 
 def test_a_teams_channels_are_edited_inline_and_secrets_stay_off_the_record(client):
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     team = Team.objects.get(slug="on-call")
     existing = list(team.channels.all())
     data = {"name": team.name, "slug": team.slug, "description": team.description}

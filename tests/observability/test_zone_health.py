@@ -4,7 +4,6 @@ thresholds, a fragment cheap enough to poll every second, and the zone page's ma
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -14,22 +13,16 @@ from escalation.models import Escalation
 from observability.selectors import zone_health
 from offers import services as offer_services
 from offers.models import Offer
-from tests.factories import DriverFactory, ShopChannelFactory, UserFactory, ZoneFactory
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
 ME = Actor.system("test")
 
 
-def staff(group):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
 @pytest.fixture
 def ops(client):
-    client.force_login(staff("ops"))
+    client.force_login(staff_member("ops"))
     return client
 
 
@@ -39,7 +32,7 @@ def row_of(zone):
 
 def test_only_ops_open_the_dashboard(client):
     zone = ZoneFactory()
-    for user, status in ((staff("ops"), 200), (staff("support"), 403), (DriverFactory().user, 403)):
+    for user, status in ((staff_member("ops"), 200), (staff_member("support"), 403), (DriverFactory().user, 403)):
         client.force_login(user)
         for url in ("/ops/zones/", "/ops/zones/rows/", f"/ops/zones/{zone.slug}/", f"/ops/zones/{zone.slug}/map.json"):
             assert client.get(url).status_code == status, (user, url)
