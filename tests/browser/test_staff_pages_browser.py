@@ -115,13 +115,13 @@ def test_ops_watch_a_zone_change_live_without_a_reload(page, live_server):
     # A shop sends an order; nobody is free: it waits.
     order = sample_payloads.order_payload(vendure_order_id="live-1", code="LIVE-1", lat=52.52, lon=13.40, postal_code="10117")
     raw, headers = sample_payloads.signed_request(channel.token, channel.webhook_secret, sample_payloads.event("order.ready_for_delivery", order))
-    sent_at = time.monotonic()
     assert httpx.post(f"{live_server.url}/webhooks/vendure/", content=raw, headers=headers, timeout=10).status_code == 200
+    committed_at = time.monotonic()  # the webhook has answered: the order is stored
     page.wait_for_function(f"document.querySelector(\"{row}\").dataset.colour === 'amber'", timeout=5000)
-    seen_after_s = time.monotonic() - sent_at
+    seen_after_s = time.monotonic() - committed_at
     assert page.inner_text(f"{row} [data-field=waiting]") == "1"
     assert page.evaluate("window.notReloaded") is True
-    assert seen_after_s < 2.5  # polled every second; the page shows it within 2 s (plus the webhook)
+    assert seen_after_s < 2.0  # polled every second: on the page within 2 s of the change
     page.screenshot(path=str(SCREENSHOTS / "zone-health.png"), full_page=True)
 
     page.click(f"{row} a")
