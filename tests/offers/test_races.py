@@ -16,6 +16,7 @@ from offers import services
 from offers.errors import OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
+from tests.helpers import order_intake
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on")]
 
@@ -42,18 +43,7 @@ def race(*calls):
 
 
 def new_order(channel, code="R"):
-    import uuid
-
-    intake = dispatch_services.OrderIntake(
-        vendure_order_id=uuid.uuid4().hex,
-        code=code,
-        vendure_state="PaymentSettled",
-        currency="EUR",
-        total_minor=100,
-        delivery_fee_minor=10,
-        dropoff_postal_code="10115",
-    )
-    return dispatch_services.order_receive(channel=channel, intake=intake, actor=Actor.system("test"))[0]
+    return dispatch_services.order_receive(channel=channel, intake=order_intake(code=code), actor=Actor.system("test"))[0]
 
 
 def test_twenty_drivers_racing_to_accept_one_order(v2_driver):
