@@ -47,10 +47,6 @@ def _escalation_audit(escalation: Escalation, kind: str, *, actor: Actor, order_
     )
 
 
-def _order_code(order_id: int) -> str:
-    return Order.objects.filter(pk=order_id).values_list("code", flat=True).first() or ""
-
-
 # --- Opening, raising, acknowledging, resolving -------------------------------------------
 
 
@@ -94,7 +90,12 @@ def escalation_raise(*, escalation_id: int, now: datetime, policies: selectors.P
     top level again, once, after an extension ran out)."""
     policies = policies or selectors.Policies()
     with transaction.atomic():
-        escalation = Escalation.objects.select_for_update(skip_locked=True).filter(pk=escalation_id, state=E.OPEN, next_level_at__lte=now).first()
+        escalation = (
+            Escalation.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("order")
+            .filter(pk=escalation_id, state=E.OPEN, next_level_at__lte=now)
+            .first()
+        )
         if escalation is None:
             return False  # acknowledged, resolved, raised by another sweep, or being handled now
         levels = policies.levels(escalation.zone_id)
@@ -108,7 +109,7 @@ def escalation_raise(*, escalation_id: int, now: datetime, policies: selectors.P
             escalation,
             "escalation.raised",
             actor=SYSTEM,
-            order_code=_order_code(escalation.order_id),
+            order_code=escalation.order.code,
             before={"level": before_level},
             after={"level": new_level},
             next_level_at=next_at.isoformat() if next_at else None,
@@ -125,7 +126,7 @@ def _escalation_move(escalation_id: int, from_states: tuple[str, ...], to: str, 
         raise NotFound(f"escalation {escalation_id} not found")
     if not Escalation.objects.filter(pk=escalation_id, state__in=from_states).update(state=to, next_level_at=None, **changes):
         raise IllegalTransition(f"escalation {escalation_id}", current, to)
-    return Escalation.objects.get(pk=escalation_id), current
+    return Escalation.objects.select_related("order").get(pk=escalation_id), current
 
 
 def escalation_acknowledge(*, escalation_id: int, actor: Actor, now: datetime | None = None) -> Escalation:
@@ -137,7 +138,7 @@ def escalation_acknowledge(*, escalation_id: int, actor: Actor, now: datetime | 
             escalation,
             "escalation.acknowledged",
             actor=actor,
-            order_code=_order_code(escalation.order_id),
+            order_code=escalation.order.code,
             before={"state": E.OPEN},
             after={"state": E.ACKNOWLEDGED},
         )
@@ -158,7 +159,7 @@ def escalation_resolve(*, escalation_id: int, actor: Actor, resolution: str, now
             escalation,
             "escalation.resolved",
             actor=actor,
-            order_code=_order_code(escalation.order_id),
+            order_code=escalation.order.code,
             before={"state": current},
             after={"state": E.RESOLVED},
             resolution=resolution,
