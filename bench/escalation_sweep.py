@@ -9,11 +9,10 @@ make up the table: the ratio of the two timings shows it. Each escalation is ope
 import logging
 import os
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
-from bench.harness import prepare_database, write_result
+from bench.harness import prepare_database, waiting_orders_create, write_result
 
 DUE = int(os.environ.get("BENCH_DUE", "1000"))
 SIZES = [int(x) for x in os.environ.get("BENCH_ESCALATION_SIZES", "10000,1000000").split(",")]
@@ -38,26 +37,7 @@ def add_due_orders(channel: Any, zone: Any) -> None:
     from dispatch.models import Order
 
     Order.objects.filter(code="DUE").update(status="delivered")
-    an_hour_ago = timezone.now() - timedelta(hours=1)
-    Order.objects.bulk_create(
-        [
-            Order(
-                channel=channel,
-                vendure_order_id=uuid.uuid4().hex,
-                code="DUE",
-                zone=zone,
-                pickup_lat=52.5,
-                pickup_lon=13.4,
-                total_minor=1,
-                delivery_fee_minor=1,
-                currency="EUR",
-                status="unassigned",
-                status_changed_at=an_hour_ago,
-                received_at=an_hour_ago,
-            )
-            for _ in range(DUE)
-        ]
-    )
+    waiting_orders_create(channel, zone, DUE, since=timezone.now() - timedelta(hours=1))
 
 
 def grow_history(total_rows: int, channel: Any, zone: Any) -> None:

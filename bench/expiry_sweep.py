@@ -6,11 +6,10 @@ cost follows the due offers, not the table: the ratio of the two timings shows i
 
 import os
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
-from bench.harness import prepare_database, write_result
+from bench.harness import prepare_database, waiting_orders_create, write_result
 
 DUE = int(os.environ.get("BENCH_DUE", "1000"))
 SIZES = [int(x) for x in os.environ.get("BENCH_SWEEP_SIZES", "100000,1000000").split(",")]
@@ -39,29 +38,10 @@ def seed_drivers_and_channel() -> tuple[Any, Any, list[int]]:
 def add_due_offers(channel: Any, zone: Any, driver_ids: list[int]) -> None:
     from django.utils import timezone
 
-    from dispatch.models import Order
     from offers.models import Offer
 
     now = timezone.now()
-    orders = Order.objects.bulk_create(
-        [
-            Order(
-                channel=channel,
-                vendure_order_id=uuid.uuid4().hex,
-                code="DUE",
-                zone=zone,
-                pickup_lat=52.5,
-                pickup_lon=13.4,
-                total_minor=1,
-                delivery_fee_minor=1,
-                currency="EUR",
-                status="unassigned",
-                status_changed_at=now,
-                received_at=now,
-            )
-            for _ in driver_ids
-        ]
-    )
+    orders = waiting_orders_create(channel, zone, len(driver_ids), since=now)
     Offer.objects.bulk_create(
         [Offer(order=o, driver_id=d, state="pending", created_at=now, expires_at=now - timedelta(minutes=1)) for o, d in zip(orders, driver_ids, strict=True)]
     )

@@ -117,3 +117,28 @@ def rss_kib(pid: int) -> int:
 def write_result(name: str, report: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any) -> list[Any]:
+    """`count` orders of the zone waiting for a driver since `since`, made in one bulk insert."""
+    import uuid
+
+    from dispatch.models import Order
+
+    return Order.objects.bulk_create(
+        Order(
+            channel=channel,
+            vendure_order_id=uuid.uuid4().hex,
+            code="DUE",
+            zone=zone,
+            pickup_lat=52.5,
+            pickup_lon=13.4,
+            total_minor=1,
+            delivery_fee_minor=1,
+            currency="EUR",
+            status="unassigned",
+            status_changed_at=since,
+            received_at=since,
+        )
+        for _ in range(count)
+    )
