@@ -33,9 +33,6 @@ class AuditSearchForm(forms.Form):
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
             raise forms.ValidationError("'since' must not be after 'until'.")
-        for name in ("order", "kind", "actor", "correlation_id"):
-            if isinstance(cleaned.get(name), str):
-                cleaned[name] = cleaned[name].strip()
         return cleaned
 
     def filters(self) -> dict[str, Any]:
