@@ -6,8 +6,8 @@ import ipaddress
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -75,13 +75,6 @@ def zone_health_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/zone_health_rows.html", {"health": selectors.zone_health()})
 
 
-def _zone_or_404(slug: str) -> Zone:
-    zone = Zone.objects.filter(slug=slug).first()
-    if zone is None:
-        raise Http404(f"No zone {slug}")
-    return zone
-
-
 def _zone_now(zone: Zone) -> dict[str, Any]:
     limit = settings.ZONE_PAGE_MAX_ROWS
     waiting = list(Order.objects.filter(zone=zone, status__in=Order.WAITING_STATUSES).order_by("status_changed_at")[:limit])
@@ -93,7 +86,7 @@ def _zone_now(zone: Zone) -> dict[str, Any]:
 @staff_group_required(OPS)
 def zone_page(request: HttpRequest, slug: str) -> HttpResponse:
     """A zone's waiting orders and drivers, listed and on a map (Leaflet; tiles optional)."""
-    zone = _zone_or_404(slug)
+    zone = get_object_or_404(Zone, slug=slug)
     context = {
         **_zone_now(zone),
         "section": "zones",
@@ -106,7 +99,7 @@ def zone_page(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 @staff_group_required(OPS)
 def zone_page_lists(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(request, "staff/zone_page_lists.html", _zone_now(_zone_or_404(slug)))
+    return render(request, "staff/zone_page_lists.html", _zone_now(get_object_or_404(Zone, slug=slug)))
 
 
 @require_safe
@@ -114,7 +107,7 @@ def zone_page_lists(request: HttpRequest, slug: str) -> HttpResponse:
 def zone_map_data(request: HttpRequest, slug: str) -> JsonResponse:
     """The zone's area, waiting orders (drop-off, else pickup) and drivers with a position, as
     the map draws them."""
-    now = _zone_now(_zone_or_404(slug))
+    now = _zone_now(get_object_or_404(Zone, slug=slug))
     orders = [
         {
             "code": o.code,
