@@ -5,11 +5,8 @@ DISPATCH_PUSH_BACKEND: the log backend (default), Web Push (pywebpush, with the 
 browser subscription), or a generic signed webhook to a push gateway of your own.
 """
 
-import hashlib
-import hmac
 import json
 import logging
-import time
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -20,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from dispatch.models import Driver
 from offers.models import Offer
+from vendure.signing import sign
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +56,11 @@ class WebhookBackend:
 
     def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
         raw = json.dumps({"driver_id": driver.pk, "title": title, "body": body, "data": data}).encode()
-        timestamp = int(time.time())
-        digest = hmac.new(settings.DISPATCH_PUSH_WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+        signature = sign(settings.DISPATCH_PUSH_WEBHOOK_SECRET, raw)
         httpx.post(
             settings.DISPATCH_PUSH_WEBHOOK_URL,
             content=raw,
-            headers={"Content-Type": "application/json", "X-Dispatch-Signature": f"t={timestamp},v1={digest}"},
+            headers={"Content-Type": "application/json", "X-Dispatch-Signature": signature},
             timeout=5,
         ).raise_for_status()
 
