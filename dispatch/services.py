@@ -167,7 +167,7 @@ def _order_move(
             after=_snapshot(to, order.driver_id),
             **(data or {}),
         )
-        order_moved.send(sender=Order, order_id=order_id, before=status, after=to, driver_id=driver_id)
+        order_moved.send(sender=Order, order_id=order_id, before=status, after=to, driver_id=driver_id, reason=(data or {}).get("reason", ""))
         if to in Order.TERMINAL_STATUSES:
             metrics.order_finished(order.zone_id, to)
         _announce(order_id, status, to)
@@ -241,7 +241,7 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
             after=_snapshot(S.ASSIGNED, driver_id),
             reason=reason,
         )
-        order_moved.send(sender=Order, order_id=order_id, before=current, after=S.ASSIGNED, driver_id=None)
+        order_moved.send(sender=Order, order_id=order_id, before=current, after=S.ASSIGNED, driver_id=None, reason=reason)
         metrics.order_assigned(order.zone_id, (now - order.received_at).total_seconds())
         _announce(order_id, current, S.ASSIGNED)
     return order

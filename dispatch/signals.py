@@ -20,6 +20,7 @@ order_stopped_waiting = Signal()
 driver_became_unavailable = Signal()
 
 # Sent inside the transaction of every status change of an order, with order_id, before,
-# after (statuses) and driver_id (the driver before the change), so that what depended on
-# the old status (open escalations) is settled together with the change.
+# after (statuses), driver_id (the driver before the change) and reason, so that what depended
+# on the old status (open escalations, the accepted offer of a driver who lost the order) is
+# settled together with the change.
 order_moved = Signal()

@@ -17,6 +17,8 @@ class Offer(models.Model):
         DECLINED = "declined", "Declined"
         EXPIRED = "expired", "Expired"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        # Accepted, then the order was taken from the driver (offline, silent, no pickup, ops).
+        TAKEN_BACK = "taken_back", "Taken back"
 
     class WithdrawnReason(models.TextChoices):
         TAKEN = "taken", "Another driver accepted first"

@@ -3,7 +3,7 @@
 from typing import Any
 
 from dispatch.models import Order
-from dispatch.signals import driver_became_unavailable, order_stopped_waiting
+from dispatch.signals import driver_became_unavailable, order_moved, order_stopped_waiting
 from offers.models import Offer
 from rollout.models import Feature
 from rollout.signals import feature_switched_off
@@ -22,6 +22,15 @@ def on_order_stopped_waiting(sender: Any, order_id: int, to: str, reason: str, *
     offers_withdraw(queryset_filter={"order_id": order_id}, reason=withdraw_reason)
 
 
+def on_order_moved(sender: Any, order_id: int, before: str, after: str, driver_id: int | None, reason: str = "", **kwargs: Any) -> None:
+    """Inside the order's transaction: an order taken from its driver takes back their accepted
+    offer, so the next driver's accept can win (one accepted offer per order)."""
+    from offers.services import offer_take_back
+
+    if before == Order.Status.ASSIGNED and after == Order.Status.UNASSIGNED and driver_id is not None:
+        offer_take_back(order_id=order_id, driver_id=driver_id, reason=reason)
+
+
 def on_driver_became_unavailable(sender: Any, driver_id: int, reason: str, **kwargs: Any) -> None:
     from offers.services import driver_offers_withdraw
 
@@ -37,5 +46,6 @@ def on_feature_switched_off(sender: Any, name: str, **kwargs: Any) -> None:
 
 def connect() -> None:
     order_stopped_waiting.connect(on_order_stopped_waiting, dispatch_uid="offers.withdraw_on_order_change")
+    order_moved.connect(on_order_moved, dispatch_uid="offers.take_back_on_order_moved")
     driver_became_unavailable.connect(on_driver_became_unavailable, dispatch_uid="offers.withdraw_on_driver_unavailable")
     feature_switched_off.connect(on_feature_switched_off, dispatch_uid="offers.switch_off")

@@ -25,10 +25,14 @@ def driver_active_orders(driver_id: int) -> QuerySet[Order]:
 
 
 def offer_answers_since(since: datetime) -> dict[int | None, dict[str, int]]:
-    """Offers accepted, declined and lapsed since `since`, by zone: {zone_id: {state: n}}."""
-    answered = [Offer.State.ACCEPTED, Offer.State.DECLINED, Offer.State.EXPIRED]
+    """Offers accepted, declined and lapsed since `since`, by zone: {zone_id: {state: n}}.
+
+    An offer accepted and later taken back was still accepted by its driver: it counts so."""
+    answered = [Offer.State.ACCEPTED, Offer.State.TAKEN_BACK, Offer.State.DECLINED, Offer.State.EXPIRED]
     rows = Offer.objects.filter(answered_at__gte=since, state__in=answered).values("order__zone_id", "state").annotate(n=Count("id"))
     counts: dict[int | None, dict[str, int]] = {}
     for row in rows:
-        counts.setdefault(row["order__zone_id"], {})[row["state"]] = row["n"]
+        state = Offer.State.ACCEPTED if row["state"] == Offer.State.TAKEN_BACK else row["state"]
+        zone_counts = counts.setdefault(row["order__zone_id"], {})
+        zone_counts[state] = zone_counts.get(state, 0) + row["n"]
     return counts

@@ -108,6 +108,8 @@ def _refusal(offer: Offer, now: datetime) -> Exception:
         return OfferExpired(f"offer {offer.pk} expired at {offer.expires_at.isoformat()}", offer=offer.pk)
     if offer.state == Offer.State.WITHDRAWN and offer.withdrawn_reason == Offer.WithdrawnReason.TAKEN:
         return OfferTaken(f"order {offer.order_id} was taken by another driver", offer=offer.pk)
+    if offer.state == Offer.State.TAKEN_BACK:
+        return OfferWithdrawn(f"order {offer.order_id} was taken back from you after you accepted it", offer=offer.pk, reason=Offer.State.TAKEN_BACK)
     if offer.state == Offer.State.WITHDRAWN:
         return OfferWithdrawn(f"offer {offer.pk} was withdrawn: {offer.get_withdrawn_reason_display()}", offer=offer.pk, reason=offer.withdrawn_reason)
     return OfferAlreadyAnswered(f"offer {offer.pk} was already {offer.state}", offer=offer.pk, state=offer.state)
@@ -223,6 +225,23 @@ def offers_withdraw(*, queryset_filter: dict[str, Any], reason: str, now: dateti
             _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
             withdrawn.append(offer_id)
     return withdrawn
+
+
+def offer_take_back(*, order_id: int, driver_id: int, reason: str, now: datetime | None = None) -> Offer | None:
+    """The order was taken from the driver who had accepted its offer: that offer is taken back.
+
+    Inside the caller's transaction, which holds the order's lock. Without it the partial
+    unique index "one accepted offer per order" would refuse every later accept of the order.
+    """
+    now = now or timezone.now()
+    offer = Offer.objects.select_related("order").filter(order_id=order_id, driver_id=driver_id, state=Offer.State.ACCEPTED).first()
+    if offer is None:
+        return None  # assigned the v1 way or by ops: no offer was accepted
+    if not Offer.objects.filter(pk=offer.pk, state=Offer.State.ACCEPTED).update(state=Offer.State.TAKEN_BACK):
+        return None
+    _offer_audit(offer, "offer.taken_back", actor=SYSTEM, before=Offer.State.ACCEPTED, after=Offer.State.TAKEN_BACK, reason=reason)
+    offer.state = Offer.State.TAKEN_BACK
+    return offer
 
 
 def offers_switch_off(*, now: datetime | None = None) -> int:

@@ -1,6 +1,12 @@
-"""Invariants 1, 2, 3 and 7 of DESIGN.md over random sequences of dispatch events (hypothesis)."""
+"""Invariants 1, 2, 3, 5, 6 and 7 of DESIGN.md over random sequences of dispatch events (hypothesis).
+
+Every way an order changes hands is a rule: offers answered, lapsed or answered again, v1
+assignment, cancellation, pickup and delivery, availability, take-backs by ops (unassign,
+reassign, assign by hand) and by the sweeps (a driver offline, a missed pickup, with the
+reassignment limit), and both kill-switches flipped at any moment."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.db.models import Count, Q
@@ -15,7 +21,9 @@ from audit.models import AuditEvent
 from availability import services as availability
 from dispatch import services as dispatch_services
 from dispatch.errors import DispatchError
-from dispatch.models import Driver, Order, ShopChannel, Zone
+from dispatch.models import Driver, Order, Reassignment, ShopChannel, Zone
+from escalation import services as escalation_services
+from escalation.models import Escalation, EscalationPolicy
 from offers import services as offer_services
 from offers.models import Offer
 from rollout.services import rollout_set, switch_set
@@ -38,6 +46,8 @@ class DispatchMachine(RuleBasedStateMachine):
             if i % 2 == 0:  # half the drivers speak v2
                 Driver.objects.filter(pk=driver.pk).update(v2_connected_at=Now(), app_version="2.5.0")
             self.drivers.append(driver.pk)
+        # Two automatic reassignments, then the order escalates instead (the limit is a rule too).
+        EscalationPolicy.objects.create(zone=self.zone, max_reassignments=2)
         self.switch_on = True
         self._do(lambda: switch_set(name="v2_offers", active=True, actor=OPS))
 
@@ -122,6 +132,40 @@ class DispatchMachine(RuleBasedStateMachine):
         self.switch_on = on
         self._do(lambda: switch_set(name="v2_offers", active=on, actor=OPS))
 
+    @precondition(lambda self: self.orders().filter(status=Order.Status.ASSIGNED).exists())
+    @rule(data=st.data(), how=st.sampled_from(["unassign", "reassign", "by_hand"]), index=st.integers(0, 3))
+    def ops_take_the_order_back(self, data, how, index):
+        order = data.draw(st.sampled_from(list(self.orders().filter(status=Order.Status.ASSIGNED))))
+        if how == "unassign":
+
+            def unassign():
+                dispatch_services.order_unassign(order_id=order.pk, actor=OPS)
+                dispatch_services.order_dispatch(order_id=order.pk)
+
+            self._do(unassign)
+        elif how == "reassign":
+            self._do(lambda: dispatch_services.order_reassign(order_id=order.pk, reason="reassigned_by_ops", actor=OPS))
+        else:
+            self._do(lambda: dispatch_services.order_assign_manually(order_id=order.pk, driver_id=self.drivers[index], actor=OPS))
+
+    @precondition(lambda self: self.orders().filter(status__in=Order.WAITING_STATUSES).exists())
+    @rule(data=st.data(), index=st.integers(0, 3))
+    def ops_assign_a_waiting_order_by_hand(self, data, index):
+        order = data.draw(st.sampled_from(list(self.orders().filter(status__in=Order.WAITING_STATUSES))))
+        self._do(lambda: dispatch_services.order_assign_manually(order_id=order.pk, driver_id=self.drivers[index], actor=OPS))
+
+    @precondition(lambda self: self.orders().filter(status=Order.Status.ASSIGNED).exists())
+    @rule()
+    def pickup_limit_passes_and_the_sweep_takes_orders_back(self):
+        # the pickup limit passes for every assigned order (moved on the rows: the sweep reads the database's clock)
+        self.orders().filter(status=Order.Status.ASSIGNED).update(assigned_at=Now() - timedelta(hours=2))
+        self._do(escalation_services.reassign_orders_due)
+        self._do(escalation_services.escalate_orders_due)  # what was not reassigned escalates
+
+    @rule(on=st.booleans())
+    def ops_flip_auto_reassign(self, on):
+        self._do(lambda: switch_set(name="v2_auto_reassign", active=on, actor=OPS))
+
     # --- invariants --------------------------------------------------------------------
 
     @invariant()
@@ -156,16 +200,31 @@ class DispatchMachine(RuleBasedStateMachine):
                 assert events.latest("id").after["availability"] == driver.availability
 
     @invariant()
+    def taken_back_orders_are_on_the_record(self):  # invariants 1 and 3 across take-backs
+        for offer in self.offers().filter(state=Offer.State.TAKEN_BACK):
+            # the driver lost the order after accepting it: it is someone else's, or waiting, or over
+            assert Order.objects.filter(pk=offer.order_id).exclude(driver_id=offer.driver_id, status__in=Order.ACTIVE_STATUSES).exists()
+        for order in self.orders():
+            # never more automatic reassignments than the limit; past it, an escalation instead
+            assert Reassignment.objects.filter(order=order).exclude(reason="reassigned_by_ops").count() <= 2
+
+    @invariant()
+    def no_order_waits_silently_past_its_pickup_limit(self):  # invariant 5
+        for order in self.orders().filter(status=Order.Status.ASSIGNED, assigned_at__lte=Now() - timedelta(hours=1)):
+            assert Escalation.objects.filter(order=order, state__in=["open", "acknowledged"]).exists(), order
+
+    @invariant()
     def switch_off_means_v1(self):  # invariant 7
         if not self.switch_on:
             assert not self.offers().filter(state=Offer.State.PENDING).exists()
 
 
 @pytest.mark.django_db
-def test_dispatch_invariants_hold_over_random_event_sequences():
+def test_dispatch_invariants_hold_over_random_event_sequences(ownership):
     rollout_set(feature="v2_offers", percentage=100, actor=OPS)
     switch_set(name="v2_availability", active=True, actor=OPS)
     rollout_set(feature="v2_availability", percentage=100, actor=OPS)
+    rollout_set(feature="v2_auto_reassign", percentage=100, actor=OPS)
     run_state_machine_as_test(
         DispatchMachine,
         settings=settings(max_examples=25, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)),

@@ -1,0 +1,95 @@
+"""An order taken back from a driver who had accepted its offer can be accepted again.
+
+The accepted offer of the driver who lost the order leaves the `accepted` state in the same
+transaction as the take-back (by the sweep, by ops unassigning or reassigning by hand), so the
+database's "one accepted offer per order" still holds and the next driver's accept wins.
+"""
+
+import pytest
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.models import AuditEvent
+from availability import services as availability_services
+from dispatch import services as dispatch_services
+from dispatch.models import Order, Reassignment
+from offers import services as offer_services
+from offers.models import Offer
+from tests.factories import ShopChannelFactory, ZoneFactory
+from tests.helpers import receive_order
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
+OPS = Actor.system("ops-test")
+
+
+@pytest.fixture
+def accepted(v2_driver, django_capture_on_commit_callbacks):
+    """Driver X accepted the order's offer; driver Y is online and speaks v2 too (offline until needed)."""
+    ZoneFactory()
+    first = v2_driver(name="X")
+    order = receive_order(ShopChannelFactory(), code="TB-1")
+    offer = Offer.objects.get(order=order, driver=first)
+    with django_capture_on_commit_callbacks(execute=True):
+        offer_services.offer_accept(offer_id=offer.pk, driver=first)
+    second = v2_driver(name="Y")
+    return order, first, offer, second
+
+
+def _accept_next_offer(order, driver, capture):
+    offer = Offer.objects.get(order=order, driver=driver, state=Offer.State.PENDING)
+    with capture(execute=True):
+        return offer_services.offer_accept(offer_id=offer.pk, driver=driver)
+
+
+def test_an_order_taken_back_by_the_sweep_is_accepted_by_the_next_driver(accepted, auto_reassign_on, django_capture_on_commit_callbacks):
+    order, first, first_offer, second = accepted
+    with django_capture_on_commit_callbacks(execute=True):
+        availability_services.driver_go_offline(driver_id=first.pk, actor=OPS)
+    first_offer.refresh_from_db()
+    assert first_offer.state == Offer.State.TAKEN_BACK
+    event = AuditEvent.objects.get(kind="offer.taken_back", subject_id=str(first_offer.pk))
+    assert (event.before, event.after, event.data) == ({"state": "accepted"}, {"state": "taken_back"}, {"reason": "driver_offline"})
+
+    won = _accept_next_offer(order, second, django_capture_on_commit_callbacks)
+
+    order.refresh_from_db()
+    assert won.state == Offer.State.ACCEPTED
+    assert (order.status, order.driver_id) == (Order.Status.ASSIGNED, second.pk)
+    assert Reassignment.objects.filter(order=order, driver=first).exists()
+
+
+@pytest.mark.parametrize("how", ["unassign", "reassign_by_hand"])
+def test_an_order_taken_back_by_ops_is_accepted_by_the_next_driver(accepted, how, django_capture_on_commit_callbacks):
+    order, first, first_offer, second = accepted
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "unassign":
+            dispatch_services.order_unassign(order_id=order.pk, actor=OPS)
+            dispatch_services.order_dispatch(order_id=order.pk)
+        else:
+            dispatch_services.order_reassign(order_id=order.pk, reason="reassigned_by_ops", actor=OPS)
+    first_offer.refresh_from_db()
+    assert first_offer.state == Offer.State.TAKEN_BACK
+
+    won = _accept_next_offer(order, second, django_capture_on_commit_callbacks)
+
+    order.refresh_from_db()
+    assert won.state == Offer.State.ACCEPTED and (order.status, order.driver_id) == (Order.Status.ASSIGNED, second.pk)
+
+
+def test_ops_giving_the_order_to_a_chosen_driver_takes_back_the_accepted_offer(accepted, django_capture_on_commit_callbacks):
+    order, first, first_offer, second = accepted
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch_services.order_assign_manually(order_id=order.pk, driver_id=second.pk, actor=OPS, now=timezone.now())
+    first_offer.refresh_from_db()
+    order.refresh_from_db()
+    assert first_offer.state == Offer.State.TAKEN_BACK
+    assert (order.status, order.driver_id) == (Order.Status.ASSIGNED, second.pk)
+
+
+def test_a_picked_up_order_keeps_its_accepted_offer(accepted, django_capture_on_commit_callbacks):
+    order, first, first_offer, _ = accepted
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch_services.order_pick_up(order_id=order.pk, driver=first)
+        dispatch_services.order_deliver(order_id=order.pk, driver=first)
+    first_offer.refresh_from_db()
+    assert first_offer.state == Offer.State.ACCEPTED
