@@ -17,6 +17,7 @@ BENCHMARKS = [
     "metrics_overhead",
     "audit_search",
     "zone_health_poll",
+    "switch_read",
 ]
 
 

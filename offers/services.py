@@ -36,12 +36,11 @@ P = Offer.State.PENDING
 
 def offer_decider() -> Callable[[Driver], bool]:
     """Whether each candidate of one dispatch decision gets an offer (v2) or an assignment
-    (v1): the switch and the share are read once for the whole decision."""
-    from waffle import switch_is_active
+    (v1): the switch and the share are read once for the whole decision, and the switch's row
+    is held until the decision commits (see `switch_is_on`)."""
+    from rollout.selectors import rollout_percentage, switch_is_on
 
-    from rollout.selectors import rollout_percentage
-
-    if not switch_is_active(Feature.OFFERS):
+    if not switch_is_on(Feature.OFFERS, hold_until_commit=True):
         return lambda driver: False
     percentage = rollout_percentage(Feature.OFFERS)
     return lambda driver: feature_enabled_for(Feature.OFFERS, driver, percentage=percentage, switch_checked=True)

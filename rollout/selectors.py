@@ -3,10 +3,32 @@
 import hashlib
 
 from django.conf import settings
-from waffle import switch_is_active
+from django.db import connection
+from waffle.models import Switch
 
 from dispatch.models import Driver
 from rollout.models import Feature, RolloutPolicy
+
+
+def switch_is_on(feature: str, *, hold_until_commit: bool = False) -> bool:
+    """Whether the feature's kill-switch is on, read from the database at every decision.
+
+    Never through waffle's cache: that cache lives in each process unless it is shared, and
+    even a shared one can be refilled with the old value by a reader racing the flip. One
+    indexed read is cheap enough for each decision (bench/switch_read.py).
+
+    `hold_until_commit` (inside the decision's transaction) takes a share lock on the switch's
+    row: a flip (an UPDATE of that row) waits for the decisions already under way to commit,
+    and every decision after the flip commits reads the new value. So no offer made on an old
+    reading of the switch can commit after the flip did.
+    """
+    if hold_until_commit and connection.features.has_select_for_update:
+        # Django has no FOR SHARE; the row lock of a plain SELECT ... FOR SHARE is what's needed.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT active FROM {Switch._meta.db_table} WHERE name = %s FOR SHARE", [feature])  # noqa: S608 (table name from the model)
+            row = cursor.fetchone()
+        return bool(row and row[0])
+    return bool(Switch.objects.filter(name=feature).values_list("active", flat=True).first())
 
 
 def rollout_bucket(feature: str, driver_id: int) -> int:
@@ -44,7 +66,7 @@ SERVER_SIDE_FEATURES = {Feature.AUTO_REASSIGN}
 def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None = None, switch_checked: bool = False) -> bool:
     """Switch on, driver in the rollout share, and (for features the app takes part in) an
     app that speaks v2."""
-    if not switch_checked and not switch_is_active(feature):
+    if not switch_checked and not switch_is_on(feature):
         return False
     share = rollout_percentage(feature) if percentage is None else percentage
     if rollout_bucket(feature, driver.pk) >= share:

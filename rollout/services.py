@@ -20,7 +20,9 @@ def switch_set(*, name: str, active: bool, actor: Actor) -> Switch:
             switch.refresh_from_db()
             return switch  # someone flipped it the same way first
         switch.active = active
-        switch.flush()  # waffle caches switches; drop the stale value now
+        # Decisions read the switch from the database (rollout.selectors.switch_is_on); waffle's
+        # own cache is only dropped for anything else that asks waffle, once the flip is visible.
+        transaction.on_commit(switch.flush, robust=True)
         audit_record(
             "switch.flipped",
             actor=actor,
