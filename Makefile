@@ -7,6 +7,8 @@ PORT ?= 8000
 # SIMULATE=0 starts the service without the simulated shop and drivers.
 SIMULATE ?= 1
 # The tests always run against this machine's real PostgreSQL and Redis.
+# FAST=1 leaves out the slow production-shape tests (marked `slow`); CI runs everything.
+FAST ?= 0
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dispatch
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
@@ -40,7 +42,7 @@ browser:
 	bash bin/ensure-chromium
 
 test: venv assets services browser
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(if $(filter 1,$(FAST)),-m "not slow") $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
