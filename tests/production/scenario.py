@@ -8,6 +8,7 @@ Each is a process of its own, as ops flipping a switch from another server would
 auditor reading the database after the run would be. DATABASE_URL and REDIS_URL name the run's.
 """
 
+import itertools
 import json
 import os
 import sys
@@ -132,13 +133,18 @@ def check(run: dict[str, Any]) -> dict[str, Any]:
             broken["order's last event is its status"].append({"order": order.pk, "status": order.status, "last": status})
     for offer in Offer.objects.all():
         states = list(AuditEvent.objects.filter(subject_type="offer", subject_id=str(offer.pk)).order_by("id").values_list("before", "after"))
-        chain_ok = states and states[0][0] is None and all((b or {}).get("state") == (a0 or {}).get("state") for (_, a0), (b, _) in zip(states, states[1:], strict=False))
+        chain_ok = bool(states) and states[0][0] is None
+        chain_ok = chain_ok and all(
+            (before or {}).get("state") == (previous_after or {}).get("state") for (_, previous_after), (before, _) in itertools.pairwise(states)
+        )
         if not chain_ok or states[-1][1]["state"] != offer.state:
             broken["offer events chain"].append({"offer": offer.pk, "state": offer.state, "events": states})
 
     # 5. No order waits silently: waiting or not picked up past its zone's limit (plus one sweep)
     # means an escalation was opened for it.
-    waiting_too_long = Order.objects.filter(status__in=["received", "unassigned"], status_changed_at__lt=Now() - timedelta(seconds=LIMITS["unassigned_limit_s"] + SWEEP_SLACK_S))
+    waiting_too_long = Order.objects.filter(
+        status__in=["received", "unassigned"], status_changed_at__lt=Now() - timedelta(seconds=LIMITS["unassigned_limit_s"] + SWEEP_SLACK_S)
+    )
     pickup_overdue = Order.objects.filter(status="assigned", assigned_at__lt=Now() - timedelta(seconds=LIMITS["pickup_limit_s"] + SWEEP_SLACK_S))
     for order in list(waiting_too_long) + list(pickup_overdue):
         if not Escalation.objects.filter(order=order).exists() and order.status in ("received", "unassigned", "assigned"):
@@ -174,7 +180,7 @@ def main() -> None:
     elif command == "flip":
         result = flip(args[0] == "on")
     elif command == "check":
-        result = check(json.loads(open(args[0]).read()))  # noqa: SIM115
+        result = check(json.loads(open(args[0]).read()))
     else:
         raise SystemExit(f"unknown step {command}")
     print(json.dumps(result, default=str))

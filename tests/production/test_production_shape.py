@@ -61,7 +61,7 @@ class Shape:
         self.env, self.logs, self.processes, self.urls = env, logs, {}, {}
 
     def _start(self, name, argv):
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        log = open(self.logs / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_server(self, name, port=None):
