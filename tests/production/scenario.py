@@ -137,7 +137,7 @@ def check(run: dict[str, Any]) -> dict[str, Any]:
         chain_ok = chain_ok and all(
             (before or {}).get("state") == (previous_after or {}).get("state") for (_, previous_after), (before, _) in itertools.pairwise(states)
         )
-        if not chain_ok or states[-1][1]["state"] != offer.state:
+        if not chain_ok or (states[-1][1] or {}).get("state") != offer.state:
             broken["offer events chain"].append({"offer": offer.pk, "state": offer.state, "events": states})
 
     # 5. No order waits silently: waiting or not picked up past its zone's limit (plus one sweep)
