@@ -1,4 +1,4 @@
-"""Invariants 1, 2, 3, 5, 6 and 7 of DESIGN.md over random sequences of dispatch events (hypothesis).
+"""Invariants 1, 2, 3, 5, 6, 7 and 8 of DESIGN.md over random sequences of dispatch events (hypothesis).
 
 Every way an order changes hands is a rule: offers answered, lapsed or answered again, v1
 assignment, cancellation, pickup and delivery, availability, take-backs by ops (unassign,
@@ -41,6 +41,7 @@ class DispatchMachine(RuleBasedStateMachine):
         self.zone = Zone.objects.create(name=f"Z{n}", slug=f"z{n}", postal_code_prefixes=[f"9{n:04d}"], offer_fanout=2)
         self.channel = ShopChannel.objects.create(token=f"t{n}", name="S", webhook_secret="s" * 20, pickup_lat=52.5, pickup_lon=13.4)
         self.drivers = []
+        self.intakes = []
         for i in range(4):
             driver = DriverFactory(capacity=1 + i % 2, zones=[self.zone])
             if i % 2 == 0:  # half the drivers speak v2
@@ -49,7 +50,9 @@ class DispatchMachine(RuleBasedStateMachine):
         # Two automatic reassignments, then the order escalates instead (the limit is a rule too).
         EscalationPolicy.objects.create(zone=self.zone, max_reassignments=2)
         self.switch_on = True
+        # Switches are global: each example starts from the same ones, whatever the last left.
         self._do(lambda: switch_set(name="v2_offers", active=True, actor=OPS))
+        self._do(lambda: switch_set(name="v2_auto_reassign", active=True, actor=OPS))
 
     def _do(self, action):
         # on-commit work (withdrawals, sweeps, notifications) runs as it would in production
@@ -65,15 +68,49 @@ class DispatchMachine(RuleBasedStateMachine):
     def offers(self):
         return Offer.objects.filter(order__zone=self.zone)
 
+    def snapshot(self):
+        return (
+            list(self.orders().order_by("pk").values_list("pk", "status", "driver_id")),
+            list(self.offers().order_by("pk").values_list("pk", "state")),
+            list(Driver.objects.filter(pk__in=self.drivers).order_by("pk").values_list("pk", "active_order_count", "availability")),
+            AuditEvent.objects.count(),
+        )
+
     @rule()
     def order_arrives(self):
         intake = order_intake(code="H", postal_code=self.zone.postal_code_prefixes[0] + "1")
+        self.intakes.append(intake)
 
         def arrive():
             order = dispatch_services.order_receive(channel=self.channel, intake=intake, actor=OPS)[0]
             dispatch_services.order_dispatch(order_id=order.pk)
 
         self._do(arrive)
+
+    @precondition(lambda self: self.intakes)
+    @rule(data=st.data())
+    def shop_sends_an_order_again(self, data):  # invariant 6
+        intake = data.draw(st.sampled_from(self.intakes))
+        before = self.snapshot()
+        order, created = dispatch_services.order_receive(channel=self.channel, intake=intake, actor=OPS)
+        assert not created and self.snapshot() == before
+
+    @precondition(lambda self: self.offers().exists())
+    @rule(data=st.data(), index=st.integers(0, 3), accept=st.booleans())
+    def a_driver_answers_someone_elses_offer(self, data, index, accept):  # invariant 8
+        offer = data.draw(st.sampled_from(list(self.offers())))
+        stranger = Driver.objects.get(pk=self.drivers[index])
+        if stranger.pk == offer.driver_id:
+            return
+        before = self.snapshot()
+        answer = offer_services.offer_accept if accept else offer_services.offer_decline
+        try:
+            answer(offer_id=offer.pk, driver=stranger)
+        except DispatchError as refusal:
+            assert refusal.code == "not_found"  # someone else's offer does not exist for them
+        else:
+            raise AssertionError("a driver answered another driver's offer")
+        assert self.snapshot() == before
 
     @precondition(lambda self: self.offers().filter(state=Offer.State.PENDING).exists())
     @rule(data=st.data(), accept=st.booleans())
