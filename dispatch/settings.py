@@ -155,6 +155,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # htmx and Leaflet, installed from npm by `make assets` (bin/ensure-assets), served as ours.
 STATICFILES_DIRS = [
+    BASE_DIR / "static",  # the project's own scripts (no inline script: see the CSP below)
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/leaflet", BASE_DIR / "node_modules" / "leaflet" / "dist"),
 ]
