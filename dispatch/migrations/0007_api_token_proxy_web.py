@@ -4,24 +4,22 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('authtoken', '0004_alter_tokenproxy_options'),
-        ('dispatch', '0006_zone_health_thresholds'),
+        ("authtoken", "0004_alter_tokenproxy_options"),
+        ("dispatch", "0006_zone_health_thresholds"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiToken',
-            fields=[
-            ],
+            name="ApiToken",
+            fields=[],
             options={
-                'verbose_name': 'API token',
-                'verbose_name_plural': 'API tokens',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "API token",
+                "verbose_name_plural": "API tokens",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('authtoken.tokenproxy',),
+            bases=("authtoken.tokenproxy",),
         ),
     ]
