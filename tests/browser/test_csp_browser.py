@@ -116,3 +116,13 @@ def test_api_docs_render_from_local_assets_under_the_policy(watched, live_server
     page.on("request", lambda request: outside.append(request.url) if not request.url.startswith(live_server.url) else None)
     visit(page, f"{live_server.url}{path}", ".opblock")
     assert outside == []
+
+
+def test_the_landing_page_login_and_error_pages_report_no_violation(watched, live_server):
+    page = watched
+    visit(page, f"{live_server.url}/", "h1")
+    visit(page, f"{live_server.url}/admin/login/", "#id_username")
+    assert page.goto(f"{live_server.url}/no/such/page/").status == 404
+    page.wait_for_selector("h1")
+    page.wait_for_timeout(200)
+    assert page.violations() == []
