@@ -1,12 +1,16 @@
 """Nothing a shop or a driver sends is rendered as HTML: every staff page and every registered
 admin's list and change page shows an order code and a driver name made of HTML only escaped."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from dispatch.models import Order
+from escalation.models import Escalation
+from escalation.services import open_escalations_due
 from tests.factories import DriverFactory, ShopChannelFactory, UserFactory, ZoneFactory
 from tests.helpers import receive_order
 
@@ -17,13 +21,16 @@ HOSTILE_NAME = "<script>alert(2)</script>"
 
 
 @pytest.fixture
-def hostile_world():
+def hostile_world(settings, ownership):
     zone = ZoneFactory()
     driver = DriverFactory(name=HOSTILE_NAME, capacity=1, last_lat=52.52, last_lon=13.39)
     channel = ShopChannelFactory()
     assigned = receive_order(channel, code=HOSTILE_CODE)  # taken by the hostile driver
     waiting = receive_order(channel, code=HOSTILE_CODE + "-2")  # nobody free: it waits
     assert assigned.driver_id == driver.pk and waiting.status == Order.Status.UNASSIGNED
+    # an escalation of the waiting order: its admin links the order by its code
+    open_escalations_due(now=waiting.received_at + timedelta(seconds=settings.ESCALATION_DEFAULTS["unassigned_limit_s"] + 1))
+    assert Escalation.objects.filter(order=waiting).exists()
     return zone, driver, assigned, waiting
 
 
