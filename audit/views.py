@@ -88,9 +88,19 @@ def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return response
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) can
+# send the sheet's data away). Order codes, names, reasons and correlation ids come from
+# shops, drivers and callers: such a cell gets a leading quote, as OWASP advises.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    if hasattr(value, "isoformat"):
+        value = json.dumps(value, sort_keys=True)
+    elif hasattr(value, "isoformat"):
         return value.isoformat()
-    return "" if value is None else value
+    elif value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

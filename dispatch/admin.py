@@ -9,12 +9,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from audit.actors import Actor
 from availability import services as availability_services
 from dispatch import services
 from dispatch.errors import DispatchError
-from dispatch.models import Driver, Order, ShopChannel, Zone
+from dispatch.models import ApiToken, Driver, Order, ShopChannel, Zone
 
 admin.site.site_header = "Dispatch ops console"
 admin.site.site_title = "Dispatch ops"
@@ -75,6 +77,48 @@ class ServiceSavedAdmin(admin.ModelAdmin):
             services.reference_data_delete(instance=obj, actor=Actor.staff(request.user))
 
 
+class WriteOnlySecretsForm(forms.ModelForm):
+    """A form whose `secret_fields` can be set and never read back: their inputs start empty
+    (the stored value is never sent to the browser), and an input left empty keeps the stored
+    value. A new value is recorded in the audit trail as changed, never by value."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.secret_fields_here():
+            field = self.fields[name]
+            field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            self.initial[name] = ""  # nothing to show, and "unchanged" when left empty
+            if self.instance.pk and getattr(self.instance, name):
+                field.required = False
+                field.help_text = "Set, and never shown again. Leave empty to keep it; type a new value to replace it."
+
+    def secret_fields_here(self) -> list[str]:
+        return [name for name in self.secret_fields if name in self.fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in self.secret_fields_here():
+            if self.instance.pk and not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name)
+                self.errors.pop(name, None)
+        return cleaned
+
+
+class SecretsHiddenFromViewers:
+    """Staff who may only view a record (support, finance) get its page without its secrets:
+    Django shows every field of a view-only page as text, and a secret as text is read."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)  # type: ignore[misc]
+        if self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            return fields
+        return [name for name in fields if name not in self.secret_fields]
+
+
 class ActionFormMixin:
     """Admin actions that ask for something first (a driver, a reason) on an intermediate page."""
 
@@ -102,9 +146,8 @@ class ZoneAdmin(ServiceSavedAdmin):
         return zone.drivers.count()
 
 
-class ShopChannelForm(forms.ModelForm):
-    webhook_secret = forms.CharField(widget=forms.PasswordInput(render_value=True))
-    admin_api_token = forms.CharField(widget=forms.PasswordInput(render_value=True), required=False)
+class ShopChannelForm(WriteOnlySecretsForm):
+    secret_fields = ("webhook_secret", "admin_api_token")
     admin_api_url = forms.URLField(assume_scheme="https", required=False, help_text="Vendure Admin API, e.g. https://shop.example/admin-api")
 
     class Meta:
@@ -113,8 +156,9 @@ class ShopChannelForm(forms.ModelForm):
 
 
 @admin.register(ShopChannel)
-class ShopChannelAdmin(ServiceSavedAdmin):
+class ShopChannelAdmin(SecretsHiddenFromViewers, ServiceSavedAdmin):
     form = ShopChannelForm
+    secret_fields = ShopChannelForm.secret_fields
     list_display = ["name", "token", "pickup_address", "pickup_lat", "pickup_lon", "reports_progress", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "token"]
@@ -215,6 +259,11 @@ class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: Order, form: forms.ModelForm, change: bool) -> None:
+        """Every field is read-only and state moves only through the actions' services: the
+        form's Save writes nothing (a plain save would write back the whole row, unaudited,
+        over a change a sweep or a driver made a moment before)."""
+
     @admin.display(description="Fee")
     def fee(self, order: Order) -> str:
         return f"{order.delivery_fee_minor / 100:.2f} {order.currency}"
@@ -263,3 +312,14 @@ class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
         reason = form.cleaned_data["reason"]
         self._apply(request, queryset, lambda o: services.order_cancel(order_id=o.pk, actor=actor, reason=reason), "cancelled")
         return None
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TokenAdmin):
+    """DRF's token admin without the key: tokens are listed by user, made and revoked here,
+    and a key is never shown (a driver's app gets it from `create_driver`)."""
+
+    list_display = ("user", "created")

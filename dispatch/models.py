@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from rest_framework.authtoken.models import TokenProxy
 
 from dispatch.geometry import area_contains, parse_area
 
@@ -294,3 +295,17 @@ class Reassignment(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} taken from driver {self.driver_id} ({self.reason})"
+
+
+class ApiToken(TokenProxy):
+    """A user's API token (drivers' apps sign in with it) as the ops console lists it: named by
+    its user, never by its key, which is the secret. DRF's own TokenProxy names it by its key,
+    so the key would land in page titles, messages and the admin's action log."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
+
+    def __str__(self) -> str:
+        return f"API token of {self.user}"

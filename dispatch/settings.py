@@ -8,8 +8,10 @@ layer and an in-process Celery broker (see `manage.py run_embedded`).
 import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django_guid.integrations import CeleryIntegration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
+    "csp",
     "django_celery_beat",
     "waffle",
     "django_guid",
@@ -56,6 +60,7 @@ MIDDLEWARE = [
     "audit.middleware.correlation_id_guard",
     "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -155,6 +161,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # htmx and Leaflet, installed from npm by `make assets` (bin/ensure-assets), served as ours.
 STATICFILES_DIRS = [
+    BASE_DIR / "static",  # the project's own scripts (no inline script: see the CSP below)
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/leaflet", BASE_DIR / "node_modules" / "leaflet" / "dist"),
 ]
@@ -186,6 +193,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package, so the docs work offline and under the CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge image fetched from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Correlation ids ----------------------------------------------------------------
@@ -285,6 +298,29 @@ SUPPORT_EXPORT_MAX_ROWS = env.int("SUPPORT_EXPORT_MAX_ROWS", default=100_000)
 # background (for machines without internet). Lists beside the map show the same rows.
 DISPATCH_MAP_TILES_URL = env.str("DISPATCH_MAP_TILES_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 DISPATCH_MAP_TILES_ATTRIBUTION = env.str("DISPATCH_MAP_TILES_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+# --- Content-Security-Policy (django-csp 4) ---------------------------------------------
+# Every response carries it. Scripts come only from our own static files (or an inline script
+# with the request's nonce): nothing a shop, driver or customer sends can run as script even if
+# it reached a page unescaped. Inline styles stay allowed: templates and Leaflet use style
+# attributes, and a style cannot run script. The map's tile server is the one outside origin.
+_tiles = urlsplit(DISPATCH_MAP_TILES_URL)
+MAP_TILES_ORIGIN = f"{_tiles.scheme}://{_tiles.netloc.replace('{s}', '*')}" if _tiles.scheme and _tiles.netloc else ""
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", *([MAP_TILES_ORIGIN] if MAP_TILES_ORIGIN else [])],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+X_FRAME_OPTIONS = "DENY"  # the same for browsers that predate frame-ancestors
+
 ZONE_PAGE_MAX_ROWS = env.int("ZONE_PAGE_MAX_ROWS", default=200)
 # The dashboard's last-hour figures (acceptance, time to assign) are shared this long.
 ZONE_HEALTH_LAST_HOUR_TTL_S = env.int("ZONE_HEALTH_LAST_HOUR_TTL_S", default=10)

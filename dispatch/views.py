@@ -4,11 +4,16 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from dispatch.access import SUPPORT_READERS, is_in_groups
 from dispatch.models import Driver, Order
 from offers.models import Offer
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """What the service is and where to go; the live counts only for support and ops staff
+    (a visitor or a driver learns nothing about orders, offers or drivers here)."""
+    if not is_in_groups(request.user, SUPPORT_READERS):
+        return render(request, "home.html", {"shows_counts": False})
     by_status = dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     by_state = dict(Offer.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
     by_availability = dict(Driver.objects.values_list("availability").annotate(n=Count("id")).values_list("availability", "n"))
@@ -16,6 +21,7 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "home.html",
         {
+            "shows_counts": True,
             "order_counts": {status.label: by_status.get(status.value, 0) for status in Order.Status},
             "offer_counts": {state.label: by_state.get(state.value, 0) for state in Offer.State},
             "driver_counts": {a.label: by_availability.get(a.value, 0) for a in Driver.Availability},

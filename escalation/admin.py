@@ -13,17 +13,34 @@ from django.utils.html import format_html
 
 from audit.actors import Actor
 from dispatch import services as dispatch_services
-from dispatch.admin import ActionFormMixin, AssignDriverForm, ReadOnlyInline, ReasonForm, ServiceSavedAdmin
+from dispatch.admin import ActionFormMixin, AssignDriverForm, ReadOnlyInline, ReasonForm, SecretsHiddenFromViewers, ServiceSavedAdmin, WriteOnlySecretsForm
 from dispatch.errors import DispatchError
 from dispatch.models import Reassignment
 from escalation import services
 from escalation.models import AlertRoute, Escalation, EscalationLevel, EscalationPolicy, Notification, NotificationChannel, Team
 
 
-class NotificationChannelInline(admin.TabularInline):
+class NotificationChannelForm(WriteOnlySecretsForm):
+    """A Slack or webhook URL, a PagerDuty routing key and a signing secret each let whoever
+    reads them post as us: write-only. An email channel's addresses are shown."""
+
+    secret_fields = ("target", "secret")
+    PUBLIC_TARGET_KINDS = (NotificationChannel.Kind.LOG, NotificationChannel.Kind.EMAIL)
+
+    def secret_fields_here(self) -> list[str]:
+        fields = super().secret_fields_here()
+        if self.instance.pk and self.instance.kind in self.PUBLIC_TARGET_KINDS:
+            fields = [name for name in fields if name != "target"]
+        return fields
+
+
+class NotificationChannelInline(SecretsHiddenFromViewers, admin.TabularInline):
     model = NotificationChannel
+    form = NotificationChannelForm
     extra = 0
     fields = ["kind", "target", "secret", "is_active"]
+    # Viewers see which channels a team has, never where they post or with what key.
+    secret_fields = ("target", "secret")
 
 
 @admin.register(Team)
@@ -107,6 +124,11 @@ class EscalationAdmin(ActionFormMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Escalation | None = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Escalation, form: forms.ModelForm, change: bool) -> None:
+        """Every field is read-only and state moves only through the actions' services: the
+        form's Save writes nothing (a plain save would write back the whole row, unaudited,
+        over a change a sweep or a driver made a moment before)."""
 
     @admin.display(description="Order", ordering="order__code")
     def order_link(self, escalation: Escalation) -> str:

@@ -1,14 +1,20 @@
-"""Bookkeeping of the periodic sweeps: when each last ran, for `/readyz` and `/metrics`."""
+"""Bookkeeping of the periodic sweeps (when each last ran, for `/readyz` and `/metrics`), and
+changes to their schedules by staff, each audited."""
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.actors import Actor
+from audit.services import audit_record
+from dispatch.errors import DispatchError, NotFound
 from observability import metrics
 from observability.models import SweepRun
 
@@ -45,3 +51,86 @@ def _record(name: str, *, started_at: datetime, finished_at: datetime | None, du
             )
     except IntegrityError:  # another process recorded this sweep's first run at the same time
         SweepRun.objects.filter(name=name).update(**changes)
+
+
+# --- The sweeps' schedules (django-celery-beat), as ops change them in admin -------------------
+
+# Sweeps are named `<verb>_<what>_due` (CONVENTIONS.md); each guarantees something (offers lapse,
+# no order waits silently), so its schedule can be paused, resumed or re-timed on the record, but
+# never renamed, pointed at another task, given arguments or deleted: that would stop a
+# guarantee without anyone seeing it, as a renamed kill-switch did.
+SWEEP_TASK_SUFFIX = "_due"
+SWEEP_EDITABLE_FIELDS = frozenset({"enabled", "interval", "description"})
+
+
+class SweepScheduleProtected(DispatchError):
+    code = "sweep_schedule_protected"
+
+
+def is_sweep(task_name: str) -> bool:
+    return task_name.endswith(SWEEP_TASK_SUFFIX)
+
+
+def periodic_task_set_enabled(*, task_id: int, enabled: bool, actor: Actor) -> bool:
+    """Pause or resume a periodic task; False when it already was. Beat sees it at its next tick."""
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    with transaction.atomic():
+        changes: dict[str, object] = {"enabled": enabled}
+        if not enabled:
+            changes["last_run_at"] = None  # as django-celery-beat does: resumed, it runs at once
+        if not PeriodicTask.objects.filter(pk=task_id, enabled=not enabled).update(**changes):
+            return False
+        task = PeriodicTask.objects.get(pk=task_id)
+        audit_record(
+            f"periodic_task.{'enabled' if enabled else 'disabled'}",
+            actor=actor,
+            subject_type="periodic_task",
+            subject_id=task.pk,
+            before={"enabled": not enabled},
+            after={"enabled": enabled},
+            data={"name": task.name, "task": task.task},
+        )
+        PeriodicTasks.update_changed()  # a queryset update sends no signal: tell beat ourselves
+    return True
+
+
+def periodic_task_run(*, task_id: int, actor: Actor) -> None:
+    """Run a periodic task now, once, on the record (sweeps are safe to run twice)."""
+    from django_celery_beat.models import PeriodicTask
+
+    from dispatch.celery import app
+
+    task = PeriodicTask.objects.get(pk=task_id)
+    app.loader.import_default_modules()
+    celery_task = app.tasks.get(task.task)
+    if celery_task is None:
+        raise NotFound(f"no task {task.task!r} is registered", task=task.task)
+    args, kwargs = json.loads(task.args or "[]"), json.loads(task.kwargs or "{}")
+    with transaction.atomic():
+        audit_record("periodic_task.run_requested", actor=actor, subject_type="periodic_task", subject_id=task.pk, data={"name": task.name, "task": task.task})
+        transaction.on_commit(lambda: celery_task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": task.name}))
+
+
+def periodic_task_save(*, instance: Any, changed_fields: list[str], is_new: bool, actor: Actor) -> None:
+    """Save a periodic task edited by staff, audited; a sweep's schedule keeps its name and task."""
+    from django_celery_beat.models import PeriodicTask
+
+    from dispatch.services import reference_data_save
+
+    if not is_new:
+        stored = PeriodicTask.objects.get(pk=instance.pk)
+        refused = sorted(set(changed_fields) - SWEEP_EDITABLE_FIELDS)
+        if is_sweep(stored.task) and refused:
+            raise SweepScheduleProtected(
+                f"{stored.name!r} runs the sweep {stored.task}: only {', '.join(sorted(SWEEP_EDITABLE_FIELDS))} may change", fields=refused
+            )
+    reference_data_save(instance=instance, changed_fields=changed_fields, is_new=is_new, actor=actor)
+
+
+def periodic_task_delete(*, instance: Any, actor: Actor) -> None:
+    from dispatch.services import reference_data_delete
+
+    if is_sweep(instance.task):
+        raise SweepScheduleProtected(f"{instance.name!r} runs the sweep {instance.task}: disable it instead, on the record", task=instance.task)
+    reference_data_delete(instance=instance, actor=actor)

@@ -6,13 +6,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from waffle.models import Switch
+from waffle.models import Flag, Sample, Switch
 
 from audit.actors import Actor
+from dispatch.services import reference_data_save
 from rollout import services
 from rollout.models import RolloutPolicy
 
 admin.site.unregister(Switch)
+# Nothing here decides by a waffle flag or sample: every v2 feature is a switch plus a rollout
+# share (rollout.selectors). Left in the console they would be a second, unaudited set of
+# toggles that looks like it decides something, or starts to once someone calls flag_is_active.
+admin.site.unregister(Flag)
+admin.site.unregister(Sample)
 
 
 @admin.register(Switch)
@@ -22,18 +28,22 @@ class SwitchAdmin(admin.ModelAdmin):
     search_fields = ["name", "note"]
     ordering = ["name"]
     actions = ["switch_on", "switch_off"]
-    readonly_fields = ["created", "modified"]
+    fields = ["name", "active", "note", "created", "modified"]
+    # A switch is read by its name: renamed, `v2_offers` would read as off everywhere, with no
+    # flip on the record and no offer withdrawn. The name never changes once made.
+    readonly_fields = ["name", "created", "modified"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # The switches are the v2 features' (made by migrations; switch_set makes a missing one):
+        # a switch by any other name would decide nothing.
+        return False
 
     def save_model(self, request: HttpRequest, obj: Switch, form: forms.ModelForm, change: bool) -> None:
-        # The note and the name are plain edits; the flip itself goes through the service.
-        active = obj.active
-        if change:
-            obj.active = Switch.objects.get(pk=obj.pk).active
-        else:
-            obj.active = False
-        obj.save()
-        if active != obj.active:
-            services.switch_set(name=obj.name, active=active, actor=Actor.staff(request.user))
+        actor = Actor.staff(request.user)
+        if "active" in form.changed_data:
+            services.switch_set(name=obj.name, active=obj.active, actor=actor)  # the flip, with its withdrawals
+        if "note" in form.changed_data:
+            reference_data_save(instance=obj, changed_fields=["note"], is_new=False, actor=actor)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a deleted switch reads as off: flip it off instead, on the record

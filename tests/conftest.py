@@ -44,7 +44,7 @@ def actor():
 
 @pytest.fixture
 def staff_groups(db):
-    """The ops and support groups, made by the data migration's own code.
+    """The ops, support and finance groups, made by the data migrations' own code.
 
     Transactional tests empty every table afterwards, data migrations' rows included, so
     tests that need the groups ask for them rather than trusting they survived.
@@ -56,6 +56,8 @@ def staff_groups(db):
 
     if Group.objects.filter(name__in=["ops", "support"]).count() < 2:
         importlib.import_module("dispatch.migrations.0002_staff_groups").create_groups(apps, None)
+    if not Group.objects.filter(name="finance").exists():
+        importlib.import_module("dispatch.migrations.0008_finance_group_web").create_finance_group(apps, None)
 
 
 @pytest.fixture

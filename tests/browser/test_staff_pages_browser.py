@@ -117,7 +117,7 @@ def test_ops_watch_a_zone_change_live_without_a_reload(page, live_server):
     raw, headers = sample_payloads.signed_request(channel.token, channel.webhook_secret, sample_payloads.event("order.ready_for_delivery", order))
     assert httpx.post(f"{live_server.url}/webhooks/vendure/", content=raw, headers=headers, timeout=10).status_code == 200
     committed_at = time.monotonic()  # the webhook has answered: the order is stored
-    page.wait_for_function(f"document.querySelector(\"{row}\").dataset.colour === 'amber'", timeout=5000)
+    page.wait_for_function(f"() => document.querySelector(\"{row}\").dataset.colour === 'amber'", timeout=5000)
     seen_after_s = time.monotonic() - committed_at
     assert page.inner_text(f"{row} [data-field=waiting]") == "1"
     assert page.evaluate("window.notReloaded") is True
@@ -127,5 +127,5 @@ def test_ops_watch_a_zone_change_live_without_a_reload(page, live_server):
     page.click(f"{row} a")
     page.wait_for_selector("#waiting-orders")
     assert "LIVE-1" in page.inner_text("#waiting-orders") and "Busy Bea" in page.inner_text("#zone-drivers")
-    page.wait_for_function("document.getElementById('map').dataset.markers === '2'", timeout=5000)
+    page.wait_for_function("() => document.getElementById('map').dataset.markers === '2'", timeout=5000)
     page.screenshot(path=str(SCREENSHOTS / "zone-page.png"), full_page=True)

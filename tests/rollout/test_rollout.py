@@ -100,3 +100,25 @@ def test_support_cannot_flip_switches(client, staff_groups):
     client.post("/admin/waffle/switch/", {"action": "switch_on", "_selected_action": [switch.pk]})
     assert not Switch.objects.get(pk=switch.pk).active
     assert not AuditEvent.objects.exists()
+
+
+def test_a_switch_cannot_be_renamed_or_added_in_admin_and_its_note_is_audited(client, staff_groups):
+    # Given ops and the v2_offers switch, on
+    ops = UserFactory(is_staff=True, username="oncall")
+    ops.groups.add(Group.objects.get(name="ops"))
+    client.force_login(ops)
+    switch_set(name="v2_offers", active=True, actor=OPS)
+    switch = Switch.objects.get(name="v2_offers")
+    # When ops post a new name with the change form
+    response = client.post(f"/admin/waffle/switch/{switch.pk}/change/", {"name": "v2_offers_old", "active": "on", "note": "renamed?"})
+    # Then the name stays, the switch stays on, and the note's edit is on the record
+    assert response.status_code == 302
+    switch.refresh_from_db()
+    assert (switch.name, switch.active, switch.note) == ("v2_offers", True, "renamed?")
+    assert AuditEvent.objects.filter(kind="switch.updated", subject_id=str(switch.pk), actor_label="oncall").count() == 1
+    # and nobody adds a switch, nor finds waffle's flags and samples in the console
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    assert client.get("/admin/waffle/switch/add/").status_code == 403
+    assert client.get("/admin/waffle/flag/").status_code == 404
+    assert client.get("/admin/waffle/sample/").status_code == 404
