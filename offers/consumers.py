@@ -15,8 +15,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils.dateparse import parse_datetime
 from django_guid import set_guid
+from rest_framework import serializers
 
 from availability import services as availability
 from dispatch.errors import DispatchError, InvalidInput
@@ -24,11 +24,13 @@ from dispatch.models import Driver
 from dispatch.services import driver_actor
 from offers import selectors, services
 from offers.frames import ack_frame, error_frame
+from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
 
 logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 MAX_FRAME_BYTES = 16 * 1024
+MAX_ID_CHARS = 64  # a frame's id comes back in its answer: bounded like every other field
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -43,18 +45,18 @@ def _token_from_authorization(value: str) -> str:
     return key.strip() if scheme.lower() in ("token", "bearer") else ""
 
 
-def _number(frame: dict[str, Any], name: str) -> float:
-    value = frame.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"'{name}' must be a number", field=name)
-    return float(value)
+def _strict_json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python's json reads them, JSON does not have them
 
 
-def _integer(frame: dict[str, Any], name: str) -> int:
-    value = frame.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"'{name}' must be an integer", field=name)
-    return value
+def _validated(serializer_class: type[serializers.Serializer], frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame's fields, validated by the serializer the v2 REST API uses for the same message."""
+    body = serializer_class(data=frame)
+    if not body.is_valid():
+        field, messages = next(iter(body.errors.items()))
+        message = str(messages[0]) if isinstance(messages, list) and messages else "is not valid"
+        raise InvalidInput(f"'{field}': {message}", field=field, errors=body.errors)
+    return dict(body.validated_data)
 
 
 class DriverConsumer(AsyncWebsocketConsumer):
@@ -62,19 +64,30 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.driver = None
+        self.is_closing = False
         self.auth_deadline: asyncio.Task[None] | None = None
         await self.accept()
         token = _token_from_authorization(_header(self.scope, b"authorization"))
-        if token:
-            await self._authenticate(None, token, _header(self.scope, b"x-app-version"))
-        else:
+        try:
+            if token:
+                await self._authenticate(None, {"token": token, **_validated(AppVersionSerializer, {"app_version": _header(self.scope, b"x-app-version")})})
+        except DispatchError as exc:
+            await self._send(error_frame(None, exc.code, exc.message, exc.detail))
+        except Exception:
+            logger.exception("driver socket: authentication from the upgrade request failed")
+            await self._send(error_frame(None, "internal_error", "The server could not authenticate this socket; send an auth frame."))
+        if self.driver is None and not self.is_closing:
             self.auth_deadline = asyncio.ensure_future(self._close_unless_authenticated())
 
     async def _close_unless_authenticated(self) -> None:
         await asyncio.sleep(settings.DISPATCH_SOCKET_AUTH_TIMEOUT_S)
         if self.driver is None:
             await self._send(error_frame(None, "unauthenticated", "Send an auth frame with your API token first."))
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def _close(self, code: int) -> None:
+        self.is_closing = True
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if self.auth_deadline:
@@ -86,15 +99,20 @@ class DriverConsumer(AsyncWebsocketConsumer):
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))
 
-    async def _authenticate(self, message_id: Any, token: str, app_version: str) -> None:
+    async def _authenticate(self, message_id: Any, credentials: dict[str, Any]) -> None:
+        token, app_version = credentials["token"], credentials["app_version"]
         driver = await database_sync_to_async(selectors.driver_for_token)(token)
         if driver is None:
             await self._send(error_frame(message_id, "unauthenticated", "The API token is not valid."))
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._close(CLOSE_UNAUTHENTICATED)
             return
         # Join the group before reading the state, so no frame sent in between can be missed.
         await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
-        state_frames = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, app_version=app_version)
+        try:
+            state_frames = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, app_version=app_version)
+        except BaseException:
+            await self.channel_layer.group_discard(driver_group(driver.pk), self.channel_name)
+            raise
         self.driver = driver
         if self.auth_deadline:
             self.auth_deadline.cancel()
@@ -109,45 +127,53 @@ class DriverConsumer(AsyncWebsocketConsumer):
             await self._send(error_frame(None, "invalid_frame", f"Frames are JSON text of at most {MAX_FRAME_BYTES} bytes."))
             return
         try:
-            frame = json.loads(text_data)
-        except (json.JSONDecodeError, RecursionError):
+            frame = json.loads(text_data, parse_constant=_strict_json_constant)
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             await self._send(error_frame(None, "invalid_json", "The frame is not JSON."))
             return
         if not isinstance(frame, dict):
             await self._send(error_frame(None, "invalid_frame", "A frame is a JSON object."))
             return
         message_id = frame.get("id")
-        if not isinstance(message_id, (str, int)) or isinstance(message_id, bool) or message_id == "":
-            await self._send(error_frame(None, "missing_id", "Every frame carries an 'id' (a string or an integer) to match its answer."))
+        if not isinstance(message_id, (str, int)) or isinstance(message_id, bool) or message_id == "" or len(str(message_id)) > MAX_ID_CHARS:
+            await self._send(
+                error_frame(
+                    None,
+                    "missing_id",
+                    f"Every frame carries an 'id' (a string or an integer, at most {MAX_ID_CHARS} characters) to match its answer.",
+                )
+            )
             return
         frame_type = frame.get("type")
-        if frame_type == "auth":
-            if self.driver is not None:
-                await self._send(ack_frame(message_id, driver_id=self.driver.pk))
-                return
-            token, app_version = frame.get("token"), frame.get("app_version", "")
-            if not isinstance(token, str) or not isinstance(app_version, str):
-                await self._send(error_frame(message_id, "invalid_input", "'token' and 'app_version' must be strings."))
-                return
-            await self._authenticate(message_id, token, app_version)
-            return
-        if self.driver is None:
-            await self._send(error_frame(message_id, "unauthenticated", "Send an auth frame with your API token first."))
-            return
-        handler = self.HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
-        if handler is None:
-            await self._send(error_frame(message_id, "unknown_type", f"Unknown frame type {frame_type!r}.", {"known": sorted(self.HANDLERS)}))
-            return
+        # Every failure below ends as an error frame carrying the frame's id: never a dropped connection.
         try:
-            result = await handler(self, frame)
+            result = await self._handle(message_id, frame_type, frame)
         except DispatchError as exc:
             await self._send(error_frame(message_id, exc.code, exc.message, exc.detail))
             return
         except Exception:
-            logger.exception("driver %s: %s frame failed", self.driver.pk, frame_type)
+            logger.exception("driver %s: %s frame failed", self.driver.pk if self.driver else None, str(frame_type)[:32])
             await self._send(error_frame(message_id, "internal_error", "The server could not handle this frame; nothing was changed."))
             return
-        await self._send(ack_frame(message_id, **(result or {})))
+        if result is not None:
+            await self._send(ack_frame(message_id, **result))
+
+    async def _handle(self, message_id: Any, frame_type: Any, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one frame; returns what its ack carries, or None when it has been answered already."""
+        if frame_type == "auth":
+            if self.driver is not None:
+                return {"driver_id": self.driver.pk}
+            await self._authenticate(message_id, _validated(AuthSerializer, frame))
+            return None
+        if self.driver is None:
+            await self._send(error_frame(message_id, "unauthenticated", "Send an auth frame with your API token first."))
+            return None
+        handler = self.HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
+        if handler is None:
+            known = sorted([*self.HANDLERS, "auth"])
+            await self._send(error_frame(message_id, "unknown_type", f"Unknown frame type {str(frame_type)[:32]!r}.", {"known": known}))
+            return None
+        return await handler(self, frame) or {}
 
     async def driver_frame(self, event: dict[str, Any]) -> None:
         """A frame for this driver from the channel layer group."""
@@ -156,14 +182,13 @@ class DriverConsumer(AsyncWebsocketConsumer):
     # --- handlers: each parses, calls one service, returns what the ack carries ---------
 
     async def _accept(self, frame: dict[str, Any]) -> dict[str, Any]:
-        offer = await database_sync_to_async(services.offer_accept)(offer_id=_integer(frame, "offer_id"), driver=self.driver)
+        fields = _validated(OfferAnswerSerializer, frame)
+        offer = await database_sync_to_async(services.offer_accept)(offer_id=fields["offer_id"], driver=self.driver)
         return {"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id}
 
     async def _decline(self, frame: dict[str, Any]) -> dict[str, Any]:
-        reason = frame.get("reason", "")
-        if not isinstance(reason, str):
-            raise InvalidInput("'reason' must be a string", field="reason")
-        offer = await database_sync_to_async(services.offer_decline)(offer_id=_integer(frame, "offer_id"), driver=self.driver, reason=reason)
+        fields = _validated(DeclineFrameSerializer, frame)
+        offer = await database_sync_to_async(services.offer_decline)(offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
         return {"offer_id": offer.pk, "result": offer.state}
 
     async def _heartbeat(self, frame: dict[str, Any]) -> None:
@@ -172,17 +197,15 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def _location(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
-        lat, lon = _number(frame, "lat"), _number(frame, "lon")
-        recorded_at = None
-        if "recorded_at" in frame:
-            recorded_at = parse_datetime(frame["recorded_at"]) if isinstance(frame["recorded_at"], str) else None
-            if recorded_at is None or recorded_at.tzinfo is None:
-                raise InvalidInput("'recorded_at' must be an ISO 8601 time with a zone", field="recorded_at")
-        await database_sync_to_async(availability.driver_position_update)(driver_id=self.driver.pk, lat=lat, lon=lon, at=recorded_at)
+        fields = _validated(LocationSerializer, frame)
+        await database_sync_to_async(availability.driver_position_update)(
+            driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at")
+        )
 
     async def _availability(self, frame: dict[str, Any]) -> dict[str, Any]:
         assert self.driver is not None
-        state = frame.get("state")
+        fields = _validated(AvailabilitySerializer, frame)
+        state = fields["state"]
         actor, driver_id = driver_actor(self.driver), self.driver.pk
         call: Callable[..., Driver]
         kwargs: dict[str, Any]
@@ -191,11 +214,9 @@ class DriverConsumer(AsyncWebsocketConsumer):
         elif state == "offline":
             call, kwargs = availability.driver_go_offline, {}
         elif state == "break":
-            call, kwargs = availability.break_start, {"minutes": _integer(frame, "minutes")}
-        elif state == "end_break":
-            call, kwargs = availability.break_end, {}
+            call, kwargs = availability.break_start, {"minutes": fields["minutes"]}
         else:
-            raise InvalidInput("'state' must be one of available, break, end_break, offline", field="state")
+            call, kwargs = availability.break_end, {}
         driver = await database_sync_to_async(call)(driver_id=driver_id, actor=actor, **kwargs)
         return {"availability": driver.availability, "break_ends_at": driver.break_ends_at.isoformat() if driver.break_ends_at else None}
 
