@@ -23,6 +23,7 @@ from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
 from offers import selectors, services
+from offers.errors import CredentialsRevoked
 from offers.frames import ack_frame, error_frame
 from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
@@ -59,13 +60,26 @@ def _validated(serializer_class: type[serializers.Serializer], frame: dict[str, 
     return dict(body.validated_data)
 
 
+def _with_live_credentials(key: str, user_id: int, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Run a service for the socket's driver only while its token and user are still valid.
+
+    The check and the service share one trip to a database thread; a revocation committed
+    after the check is seen by the next frame or the next timer tick.
+    """
+    if not selectors.driver_credentials_valid(key, user_id):
+        raise CredentialsRevoked("The API token was revoked or the driver deactivated; this socket closes.")
+    return call(**kwargs)
+
+
 class DriverConsumer(AsyncWebsocketConsumer):
     driver: Driver | None = None
 
     async def connect(self) -> None:
         self.driver = None
         self.is_closing = False
+        self.token_key = ""
         self.auth_deadline: asyncio.Task[None] | None = None
+        self.credentials_watch: asyncio.Task[None] | None = None
         await self.accept()
         token = _token_from_authorization(_header(self.scope, b"authorization"))
         try:
@@ -89,9 +103,37 @@ class DriverConsumer(AsyncWebsocketConsumer):
         self.is_closing = True
         await self.close(code=code)
 
+    async def _watch_credentials(self) -> None:
+        """Close the socket within one interval of its token or user being revoked, even if it
+        sends nothing (a revocation also pokes the socket at once: `driver_credentials_changed`)."""
+        while not self.is_closing:
+            await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
+            try:
+                await self._close_if_revoked()
+            except Exception:  # the database blinked: keep the socket, ask again next tick
+                logger.exception("driver socket: the credentials check failed")
+
+    async def _close_if_revoked(self) -> None:
+        assert self.driver is not None
+        if not await database_sync_to_async(selectors.driver_credentials_valid)(self.token_key, self.driver.user_id):
+            await self._revoke(None)
+
+    async def _revoke(self, message_id: Any) -> None:
+        if self.is_closing:
+            return
+        await self._send(error_frame(message_id, CredentialsRevoked.code, "The API token was revoked or the driver deactivated."))
+        await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def driver_credentials_changed(self, event: dict[str, Any]) -> None:
+        """A token of this driver was deleted or their user changed: check now, not at the next tick."""
+        if self.driver is not None:
+            await self._close_if_revoked()
+
     async def disconnect(self, code: int) -> None:
-        if self.auth_deadline:
-            self.auth_deadline.cancel()
+        self.is_closing = True
+        for task in (self.auth_deadline, self.credentials_watch):
+            if task:
+                task.cancel()
         if self.driver is not None:
             await self.channel_layer.group_discard(driver_group(self.driver.pk), self.channel_name)
             await database_sync_to_async(services.driver_socket_closed)(driver_id=self.driver.pk)
@@ -113,9 +155,10 @@ class DriverConsumer(AsyncWebsocketConsumer):
         except BaseException:
             await self.channel_layer.group_discard(driver_group(driver.pk), self.channel_name)
             raise
-        self.driver = driver
+        self.driver, self.token_key = driver, token
         if self.auth_deadline:
             self.auth_deadline.cancel()
+        self.credentials_watch = asyncio.ensure_future(self._watch_credentials())
         if message_id is not None:
             await self._send(ack_frame(message_id, driver_id=self.driver.pk))
         for frame in state_frames:
@@ -148,6 +191,9 @@ class DriverConsumer(AsyncWebsocketConsumer):
         # Every failure below ends as an error frame carrying the frame's id: never a dropped connection.
         try:
             result = await self._handle(message_id, frame_type, frame)
+        except CredentialsRevoked:
+            await self._revoke(message_id)
+            return
         except DispatchError as exc:
             await self._send(error_frame(message_id, exc.code, exc.message, exc.detail))
             return
@@ -175,6 +221,11 @@ class DriverConsumer(AsyncWebsocketConsumer):
             return None
         return await handler(self, frame) or {}
 
+    async def _as_driver(self, call: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call a service for this socket's driver, after checking its credentials still hold."""
+        assert self.driver is not None
+        return await database_sync_to_async(_with_live_credentials)(self.token_key, self.driver.user_id, call, kwargs)
+
     async def driver_frame(self, event: dict[str, Any]) -> None:
         """A frame for this driver from the channel layer group."""
         await self._send(event["frame"])
@@ -183,24 +234,22 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def _accept(self, frame: dict[str, Any]) -> dict[str, Any]:
         fields = _validated(OfferAnswerSerializer, frame)
-        offer = await database_sync_to_async(services.offer_accept)(offer_id=fields["offer_id"], driver=self.driver)
+        offer = await self._as_driver(services.offer_accept, offer_id=fields["offer_id"], driver=self.driver)
         return {"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id}
 
     async def _decline(self, frame: dict[str, Any]) -> dict[str, Any]:
         fields = _validated(DeclineFrameSerializer, frame)
-        offer = await database_sync_to_async(services.offer_decline)(offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
+        offer = await self._as_driver(services.offer_decline, offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
         return {"offer_id": offer.pk, "result": offer.state}
 
     async def _heartbeat(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
-        await database_sync_to_async(services.driver_socket_heartbeat)(driver_id=self.driver.pk)
+        await self._as_driver(services.driver_socket_heartbeat, driver_id=self.driver.pk)
 
     async def _location(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
         fields = _validated(LocationSerializer, frame)
-        await database_sync_to_async(availability.driver_position_update)(
-            driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at")
-        )
+        await self._as_driver(availability.driver_position_update, driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at"))
 
     async def _availability(self, frame: dict[str, Any]) -> dict[str, Any]:
         assert self.driver is not None
@@ -217,7 +266,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
             call, kwargs = availability.break_start, {"minutes": fields["minutes"]}
         else:
             call, kwargs = availability.break_end, {}
-        driver = await database_sync_to_async(call)(driver_id=driver_id, actor=actor, **kwargs)
+        driver = await self._as_driver(call, driver_id=driver_id, actor=actor, **kwargs)
         return {"availability": driver.availability, "break_ends_at": driver.break_ends_at.isoformat() if driver.break_ends_at else None}
 
     HANDLERS: dict[str, Callable[["DriverConsumer", dict[str, Any]], Awaitable[Any]]] = {
