@@ -24,12 +24,15 @@ from dispatch.models import Driver
 from dispatch.services import driver_actor
 from offers import selectors, services
 from offers.errors import CredentialsRevoked
+from offers.frame_budget import FrameBudget
 from offers.frames import ack_frame, error_frame
 from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
 
 logger = logging.getLogger(__name__)
-CLOSE_UNAUTHENTICATED = 4401
+CLOSE_UNAUTHENTICATED = 4401  # also: the token was revoked or the driver deactivated
+CLOSE_REPLACED = 4409  # a newer socket of the same driver took this one's place
+CLOSE_FLOODING = 4429  # kept sending frames after being told to slow down
 MAX_FRAME_BYTES = 16 * 1024
 MAX_ID_CHARS = 64  # a frame's id comes back in its answer: bounded like every other field
 
@@ -78,6 +81,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
         self.driver = None
         self.is_closing = False
         self.token_key = ""
+        self.frame_budget = FrameBudget(settings.DISPATCH_SOCKET_FRAMES_PER_S, settings.DISPATCH_SOCKET_FRAME_BURST)
         self.auth_deadline: asyncio.Task[None] | None = None
         self.credentials_watch: asyncio.Task[None] | None = None
         await self.accept()
@@ -104,14 +108,17 @@ class DriverConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     async def _watch_credentials(self) -> None:
-        """Close the socket within one interval of its token or user being revoked, even if it
-        sends nothing (a revocation also pokes the socket at once: `driver_credentials_changed`)."""
+        """Each interval: vouch for this socket's presence row, and close the socket if its
+        token or user was revoked, even if it sends nothing (a revocation also pokes the socket
+        at once: `driver_credentials_changed`)."""
+        assert self.driver is not None
         while not self.is_closing:
             await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
             try:
+                await database_sync_to_async(services.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name)
                 await self._close_if_revoked()
-            except Exception:  # the database blinked: keep the socket, ask again next tick
-                logger.exception("driver socket: the credentials check failed")
+            except Exception:  # the database blinked: keep the socket, try again next tick
+                logger.exception("driver socket: the presence and credentials check failed")
 
     async def _close_if_revoked(self) -> None:
         assert self.driver is not None
@@ -129,6 +136,13 @@ class DriverConsumer(AsyncWebsocketConsumer):
         if self.driver is not None:
             await self._close_if_revoked()
 
+    async def socket_replaced(self, event: dict[str, Any]) -> None:
+        """A newer socket of the same driver pushed this one out (DISPATCH_MAX_SOCKETS_PER_DRIVER)."""
+        if self.is_closing:
+            return
+        await self._send(error_frame(None, "replaced", "A newer connection of this driver replaced this one."))
+        await self._close(CLOSE_REPLACED)
+
     async def disconnect(self, code: int) -> None:
         self.is_closing = True
         for task in (self.auth_deadline, self.credentials_watch):
@@ -136,7 +150,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if self.driver is not None:
             await self.channel_layer.group_discard(driver_group(self.driver.pk), self.channel_name)
-            await database_sync_to_async(services.driver_socket_closed)(driver_id=self.driver.pk)
+            await database_sync_to_async(services.driver_socket_closed)(channel_name=self.channel_name)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))
@@ -151,21 +165,33 @@ class DriverConsumer(AsyncWebsocketConsumer):
         # Join the group before reading the state, so no frame sent in between can be missed.
         await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
         try:
-            state_frames = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, app_version=app_version)
+            opened = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, channel_name=self.channel_name, app_version=app_version)
         except BaseException:
             await self.channel_layer.group_discard(driver_group(driver.pk), self.channel_name)
             raise
+        for channel_name in opened.evicted_channel_names:
+            await self.channel_layer.send(channel_name, {"type": "socket.replaced"})
         self.driver, self.token_key = driver, token
         if self.auth_deadline:
             self.auth_deadline.cancel()
         self.credentials_watch = asyncio.ensure_future(self._watch_credentials())
         if message_id is not None:
             await self._send(ack_frame(message_id, driver_id=self.driver.pk))
-        for frame in state_frames:
+        for frame in opened.frames:
             await self._send(frame)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.is_closing:
+            return
         set_guid(uuid.uuid4().hex)  # one correlation id per socket message, into its audit events
+        # Every frame spends from the budget, bad ones too; the answer waits until the frame's
+        # id is known, so that the app can tell which frame to resend.
+        retry_after_s = self.frame_budget.take()
+        if self.frame_budget.refused_in_a_row > settings.DISPATCH_SOCKET_FLOOD_CLOSE_AFTER:
+            logger.warning("driver %s: socket closed for flooding", self.driver.pk if self.driver else None)
+            await self._send(error_frame(None, "rate_limited", "Too many frames after being told to slow down; closing.", {"retry_after": retry_after_s}))
+            await self._close(CLOSE_FLOODING)
+            return
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
             await self._send(error_frame(None, "invalid_frame", f"Frames are JSON text of at most {MAX_FRAME_BYTES} bytes."))
             return
@@ -187,6 +213,9 @@ class DriverConsumer(AsyncWebsocketConsumer):
                 )
             )
             return
+        if retry_after_s:  # refused before any database work
+            await self._refuse_flood(message_id, retry_after_s)
+            return
         frame_type = frame.get("type")
         # Every failure below ends as an error frame carrying the frame's id: never a dropped connection.
         try:
@@ -203,6 +232,10 @@ class DriverConsumer(AsyncWebsocketConsumer):
             return
         if result is not None:
             await self._send(ack_frame(message_id, **result))
+
+    async def _refuse_flood(self, message_id: Any, retry_after_s: float) -> None:
+        detail = {"retry_after": round(retry_after_s, 3), "frames_per_s": settings.DISPATCH_SOCKET_FRAMES_PER_S}
+        await self._send(error_frame(message_id, "rate_limited", "Too many frames; slow down and resend after retry_after seconds.", detail))
 
     async def _handle(self, message_id: Any, frame_type: Any, frame: dict[str, Any]) -> dict[str, Any] | None:
         """Run one frame; returns what its ack carries, or None when it has been answered already."""
