@@ -133,8 +133,12 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def driver_credentials_changed(self, event: dict[str, Any]) -> None:
         """A token of this driver was deleted or their user changed: check now, not at the next tick."""
-        if self.driver is not None:
+        if self.driver is None or self.is_closing:
+            return
+        try:
             await self._close_if_revoked()
+        except Exception:  # a failure here must not end the consumer; the timer asks again
+            logger.exception("driver %s: the credentials check on a poke failed", self.driver.pk)
 
     async def socket_replaced(self, event: dict[str, Any]) -> None:
         """A newer socket of the same driver pushed this one out (DISPATCH_MAX_SOCKETS_PER_DRIVER)."""
