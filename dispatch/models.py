@@ -121,8 +121,6 @@ class Driver(models.Model):
     last_lon = models.FloatField(null=True, blank=True, validators=LONGITUDE, editable=False)
     last_position_at = models.DateTimeField(null=True, blank=True, editable=False)
     break_ends_at = models.DateTimeField(null=True, blank=True, editable=False)
-    live_sockets = models.PositiveSmallIntegerField(default=0, editable=False, help_text="Open v2 sockets")
-    socket_seen_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last frame or heartbeat on a socket")
     last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     push_subscription = models.JSONField(null=True, blank=True, help_text="Web Push subscription of the driver's app")
     app_version = models.CharField(max_length=32, blank=True, editable=False, help_text="Last X-App-Version the driver's app sent")

@@ -44,7 +44,10 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
 def candidate_drivers(
     zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude: Iterable[Collection[int] | QuerySet[Any]] = ()
 ) -> list[Driver]:
-    """Available drivers of the zone with free capacity, best first.
+    """Available drivers of the zone with free capacity and an active user account, best first.
+
+    A deactivated driver (user.is_active off) is never a candidate, whatever their availability
+    says: neither offered an order (v2) nor assigned one (v1).
 
     Ranking: drivers with a recent position (younger than DISPATCH_POSITION_MAX_AGE_S) by
     distance to the pickup, nearest first; then drivers without one, idle longest first
@@ -52,7 +55,7 @@ def candidate_drivers(
     """
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S)
-    candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"))
+    candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"), user__is_active=True)
     for excluded_ids in exclude:  # ids or subqueries of ids: excluded in the database
         candidates = candidates.exclude(pk__in=excluded_ids)
     drivers = list(

@@ -219,6 +219,16 @@ DISPATCH_DEFAULT_PROMISE_MIN = env.int("DISPATCH_DEFAULT_PROMISE_MIN", default=6
 DISPATCH_V2_MIN_APP_VERSION = env.str("DISPATCH_V2_MIN_APP_VERSION", default="2.0.0")
 DISPATCH_HEARTBEAT_TIMEOUT_S = env.int("DISPATCH_HEARTBEAT_TIMEOUT_S", default=90)
 DISPATCH_SOCKET_AUTH_TIMEOUT_S = env.float("DISPATCH_SOCKET_AUTH_TIMEOUT_S", default=10.0)
+# An open socket re-reads its token and user this often, and closes when either was revoked.
+DISPATCH_SOCKET_CREDENTIALS_RECHECK_S = env.float("DISPATCH_SOCKET_CREDENTIALS_RECHECK_S", default=5.0)
+# A socket's presence row not refreshed for this long (its server died) no longer counts.
+DISPATCH_SOCKET_PRESENCE_TIMEOUT_S = env.int("DISPATCH_SOCKET_PRESENCE_TIMEOUT_S", default=30)
+DISPATCH_MAX_SOCKETS_PER_DRIVER = env.int("DISPATCH_MAX_SOCKETS_PER_DRIVER", default=3)
+# Frames a socket may send: this many a second on average, in bursts of up to the burst; a
+# socket that keeps sending after that many refusals in a row is closed (4429).
+DISPATCH_SOCKET_FRAMES_PER_S = env.float("DISPATCH_SOCKET_FRAMES_PER_S", default=10.0)
+DISPATCH_SOCKET_FRAME_BURST = env.int("DISPATCH_SOCKET_FRAME_BURST", default=30)
+DISPATCH_SOCKET_FLOOD_CLOSE_AFTER = env.int("DISPATCH_SOCKET_FLOOD_CLOSE_AFTER", default=100)
 DISPATCH_MAX_BREAK_MIN = env.int("DISPATCH_MAX_BREAK_MIN", default=120)
 DISPATCH_PUSH_BACKEND = env.str("DISPATCH_PUSH_BACKEND", default="offers.push.LogBackend")
 DISPATCH_PUSH_WEBHOOK_URL = env.str("DISPATCH_PUSH_WEBHOOK_URL", default="")

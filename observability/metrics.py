@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -192,10 +192,14 @@ class DispatchStateCollector:
         counts = dict(Driver.objects.values_list("availability").annotate(n=Count("id")).values_list("availability", "n"))
         for availability in Driver.Availability.values:
             by_availability.add_metric([availability], counts.get(availability, 0))
-        fresh_after = timezone.now() - timedelta(seconds=settings.DISPATCH_HEARTBEAT_TIMEOUT_S)
-        sockets = Driver.objects.filter(live_sockets__gt=0, socket_seen_at__gte=fresh_after).aggregate(n=Sum("live_sockets"))["n"] or 0
+        from offers.selectors import connected_sockets
+
         yield by_availability
-        yield GaugeMetricFamily("dispatch_driver_sockets_connected", "Open driver sockets that spoke within the heartbeat timeout", value=sockets)
+        yield GaugeMetricFamily(
+            "dispatch_driver_sockets_connected",
+            "Open driver sockets (vouched for by their server within the presence timeout)",
+            value=connected_sockets().count(),
+        )
 
     def _sweeps(self) -> Iterator[Metric]:
         from observability.models import SweepRun

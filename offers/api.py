@@ -1,4 +1,4 @@
-"""Driver API v2 over REST: the same offers and services as the socket, for apps without one."""
+"""Driver API v2 over REST: the same offers, services and input validation (offers.inputs) as the socket, for apps without one."""
 
 from typing import Any
 
@@ -10,25 +10,16 @@ from rest_framework.response import Response
 from availability import services as availability
 from dispatch.api import DriverAPIView, errors
 from dispatch.models import Driver
-from dispatch.serializer_fields import StrictCharField, StrictIntegerField
 from dispatch.services import driver_actor
 from offers import selectors, services
 from offers.frames import offer_frame
+from offers.inputs import AvailabilitySerializer, DeclineSerializer
 from offers.models import Offer
 
 
 class OfferV2Serializer(serializers.Serializer):
     def to_representation(self, offer: Offer) -> dict[str, Any]:
         return {**offer_frame(offer)["offer"], "state": offer.state}
-
-
-class DeclineSerializer(serializers.Serializer):
-    reason = StrictCharField(required=False, allow_blank=True, max_length=255, default="")
-
-
-class AvailabilitySerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["available", "break", "end_break", "offline"])
-    minutes = StrictIntegerField(required=False, min_value=1)
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -88,8 +79,6 @@ class AvailabilityView(DriverAPIView):
         elif state == "offline":
             driver = availability.driver_go_offline(driver_id=driver_id, actor=actor)
         elif state == "break":
-            if "minutes" not in body.validated_data:
-                raise serializers.ValidationError({"minutes": ["A break needs its length in minutes."]})
             driver = availability.break_start(driver_id=driver_id, minutes=body.validated_data["minutes"], actor=actor)
         else:
             driver = availability.break_end(driver_id=driver_id, actor=actor)

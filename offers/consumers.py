@@ -15,20 +15,26 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils.dateparse import parse_datetime
 from django_guid import set_guid
+from rest_framework import serializers
 
 from availability import services as availability
 from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
 from offers import selectors, services
+from offers.errors import CredentialsRevoked
+from offers.frame_budget import FrameBudget
 from offers.frames import ack_frame, error_frame
+from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
 
 logger = logging.getLogger(__name__)
-CLOSE_UNAUTHENTICATED = 4401
+CLOSE_UNAUTHENTICATED = 4401  # also: the token was revoked or the driver deactivated
+CLOSE_REPLACED = 4409  # a newer socket of the same driver took this one's place
+CLOSE_FLOODING = 4429  # kept sending frames after being told to slow down
 MAX_FRAME_BYTES = 16 * 1024
+MAX_ID_CHARS = 64  # a frame's id comes back in its answer: bounded like every other field
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -43,18 +49,29 @@ def _token_from_authorization(value: str) -> str:
     return key.strip() if scheme.lower() in ("token", "bearer") else ""
 
 
-def _number(frame: dict[str, Any], name: str) -> float:
-    value = frame.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"'{name}' must be a number", field=name)
-    return float(value)
+def _strict_json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python's json reads them, JSON does not have them
 
 
-def _integer(frame: dict[str, Any], name: str) -> int:
-    value = frame.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"'{name}' must be an integer", field=name)
-    return value
+def _validated(serializer_class: type[serializers.Serializer], frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame's fields, validated by the serializer the v2 REST API uses for the same message."""
+    body = serializer_class(data=frame)
+    if not body.is_valid():
+        field, messages = next(iter(body.errors.items()))
+        message = str(messages[0]) if isinstance(messages, list) and messages else "is not valid"
+        raise InvalidInput(f"'{field}': {message}", field=field, errors=body.errors)
+    return dict(body.validated_data)
+
+
+def _with_live_credentials(key: str, user_id: int, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Run a service for the socket's driver only while its token and user are still valid.
+
+    The check and the service share one trip to a database thread; a revocation committed
+    after the check is seen by the next frame or the next timer tick.
+    """
+    if not selectors.driver_credentials_valid(key, user_id):
+        raise CredentialsRevoked("The API token was revoked or the driver deactivated; this socket closes.")
+    return call(**kwargs)
 
 
 class DriverConsumer(AsyncWebsocketConsumer):
@@ -62,92 +79,189 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.driver = None
+        self.is_closing = False
+        self.token_key = ""
+        self.frame_budget = FrameBudget(settings.DISPATCH_SOCKET_FRAMES_PER_S, settings.DISPATCH_SOCKET_FRAME_BURST)
         self.auth_deadline: asyncio.Task[None] | None = None
+        self.credentials_watch: asyncio.Task[None] | None = None
         await self.accept()
         token = _token_from_authorization(_header(self.scope, b"authorization"))
-        if token:
-            await self._authenticate(None, token, _header(self.scope, b"x-app-version"))
-        else:
+        try:
+            if token:
+                await self._authenticate(None, {"token": token, **_validated(AppVersionSerializer, {"app_version": _header(self.scope, b"x-app-version")})})
+        except DispatchError as exc:
+            await self._send(error_frame(None, exc.code, exc.message, exc.detail))
+        except Exception:
+            logger.exception("driver socket: authentication from the upgrade request failed")
+            await self._send(error_frame(None, "internal_error", "The server could not authenticate this socket; send an auth frame."))
+        if self.driver is None and not self.is_closing:
             self.auth_deadline = asyncio.ensure_future(self._close_unless_authenticated())
 
     async def _close_unless_authenticated(self) -> None:
         await asyncio.sleep(settings.DISPATCH_SOCKET_AUTH_TIMEOUT_S)
         if self.driver is None:
             await self._send(error_frame(None, "unauthenticated", "Send an auth frame with your API token first."))
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def _close(self, code: int) -> None:
+        self.is_closing = True
+        await self.close(code=code)
+
+    async def _watch_credentials(self) -> None:
+        """Each interval: vouch for this socket's presence row, and close the socket if its
+        token or user was revoked, even if it sends nothing (a revocation also pokes the socket
+        at once: `driver_credentials_changed`)."""
+        assert self.driver is not None
+        while not self.is_closing:
+            await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
+            try:
+                await database_sync_to_async(services.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name)
+                await self._close_if_revoked()
+            except Exception:  # the database blinked: keep the socket, try again next tick
+                logger.exception("driver socket: the presence and credentials check failed")
+
+    async def _close_if_revoked(self) -> None:
+        assert self.driver is not None
+        if not await database_sync_to_async(selectors.driver_credentials_valid)(self.token_key, self.driver.user_id):
+            await self._revoke(None)
+
+    async def _revoke(self, message_id: Any) -> None:
+        if self.is_closing:
+            return
+        await self._send(error_frame(message_id, CredentialsRevoked.code, "The API token was revoked or the driver deactivated."))
+        await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def driver_credentials_changed(self, event: dict[str, Any]) -> None:
+        """A token of this driver was deleted or their user changed: check now, not at the next tick."""
+        if self.driver is None or self.is_closing:
+            return
+        try:
+            await self._close_if_revoked()
+        except Exception:  # a failure here must not end the consumer; the timer asks again
+            logger.exception("driver %s: the credentials check on a poke failed", self.driver.pk)
+
+    async def socket_replaced(self, event: dict[str, Any]) -> None:
+        """A newer socket of the same driver pushed this one out (DISPATCH_MAX_SOCKETS_PER_DRIVER)."""
+        if self.is_closing:
+            return
+        await self._send(error_frame(None, "replaced", "A newer connection of this driver replaced this one."))
+        await self._close(CLOSE_REPLACED)
 
     async def disconnect(self, code: int) -> None:
-        if self.auth_deadline:
-            self.auth_deadline.cancel()
+        self.is_closing = True
+        for task in (self.auth_deadline, self.credentials_watch):
+            if task:
+                task.cancel()
         if self.driver is not None:
             await self.channel_layer.group_discard(driver_group(self.driver.pk), self.channel_name)
-            await database_sync_to_async(services.driver_socket_closed)(driver_id=self.driver.pk)
+            await database_sync_to_async(services.driver_socket_closed)(channel_name=self.channel_name)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))
 
-    async def _authenticate(self, message_id: Any, token: str, app_version: str) -> None:
+    async def _authenticate(self, message_id: Any, credentials: dict[str, Any]) -> None:
+        token, app_version = credentials["token"], credentials["app_version"]
         driver = await database_sync_to_async(selectors.driver_for_token)(token)
         if driver is None:
             await self._send(error_frame(message_id, "unauthenticated", "The API token is not valid."))
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._close(CLOSE_UNAUTHENTICATED)
             return
         # Join the group before reading the state, so no frame sent in between can be missed.
         await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
-        state_frames = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, app_version=app_version)
-        self.driver = driver
+        try:
+            opened = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, channel_name=self.channel_name, app_version=app_version)
+        except BaseException:
+            await self.channel_layer.group_discard(driver_group(driver.pk), self.channel_name)
+            raise
+        for channel_name in opened.evicted_channel_names:
+            await self.channel_layer.send(channel_name, {"type": "socket.replaced"})
+        self.driver, self.token_key = driver, token
         if self.auth_deadline:
             self.auth_deadline.cancel()
+        self.credentials_watch = asyncio.ensure_future(self._watch_credentials())
         if message_id is not None:
             await self._send(ack_frame(message_id, driver_id=self.driver.pk))
-        for frame in state_frames:
+        for frame in opened.frames:
             await self._send(frame)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.is_closing:
+            return
         set_guid(uuid.uuid4().hex)  # one correlation id per socket message, into its audit events
+        # Every frame spends from the budget, bad ones too; the answer waits until the frame's
+        # id is known, so that the app can tell which frame to resend.
+        retry_after_s = self.frame_budget.take()
+        if self.frame_budget.refused_in_a_row > settings.DISPATCH_SOCKET_FLOOD_CLOSE_AFTER:
+            logger.warning("driver %s: socket closed for flooding", self.driver.pk if self.driver else None)
+            await self._send(error_frame(None, "rate_limited", "Too many frames after being told to slow down; closing.", {"retry_after": retry_after_s}))
+            await self._close(CLOSE_FLOODING)
+            return
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
             await self._send(error_frame(None, "invalid_frame", f"Frames are JSON text of at most {MAX_FRAME_BYTES} bytes."))
             return
         try:
-            frame = json.loads(text_data)
-        except (json.JSONDecodeError, RecursionError):
+            frame = json.loads(text_data, parse_constant=_strict_json_constant)
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             await self._send(error_frame(None, "invalid_json", "The frame is not JSON."))
             return
         if not isinstance(frame, dict):
             await self._send(error_frame(None, "invalid_frame", "A frame is a JSON object."))
             return
         message_id = frame.get("id")
-        if not isinstance(message_id, (str, int)) or isinstance(message_id, bool) or message_id == "":
-            await self._send(error_frame(None, "missing_id", "Every frame carries an 'id' (a string or an integer) to match its answer."))
+        if not isinstance(message_id, (str, int)) or isinstance(message_id, bool) or message_id == "" or len(str(message_id)) > MAX_ID_CHARS:
+            await self._send(
+                error_frame(
+                    None,
+                    "missing_id",
+                    f"Every frame carries an 'id' (a string or an integer, at most {MAX_ID_CHARS} characters) to match its answer.",
+                )
+            )
+            return
+        if retry_after_s:  # refused before any database work
+            await self._refuse_flood(message_id, retry_after_s)
             return
         frame_type = frame.get("type")
-        if frame_type == "auth":
-            if self.driver is not None:
-                await self._send(ack_frame(message_id, driver_id=self.driver.pk))
-                return
-            token, app_version = frame.get("token"), frame.get("app_version", "")
-            if not isinstance(token, str) or not isinstance(app_version, str):
-                await self._send(error_frame(message_id, "invalid_input", "'token' and 'app_version' must be strings."))
-                return
-            await self._authenticate(message_id, token, app_version)
-            return
-        if self.driver is None:
-            await self._send(error_frame(message_id, "unauthenticated", "Send an auth frame with your API token first."))
-            return
-        handler = self.HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
-        if handler is None:
-            await self._send(error_frame(message_id, "unknown_type", f"Unknown frame type {frame_type!r}.", {"known": sorted(self.HANDLERS)}))
-            return
+        # Every failure below ends as an error frame carrying the frame's id: never a dropped connection.
         try:
-            result = await handler(self, frame)
+            result = await self._handle(message_id, frame_type, frame)
+        except CredentialsRevoked:
+            await self._revoke(message_id)
+            return
         except DispatchError as exc:
             await self._send(error_frame(message_id, exc.code, exc.message, exc.detail))
             return
         except Exception:
-            logger.exception("driver %s: %s frame failed", self.driver.pk, frame_type)
+            logger.exception("driver %s: %s frame failed", self.driver.pk if self.driver else None, str(frame_type)[:32])
             await self._send(error_frame(message_id, "internal_error", "The server could not handle this frame; nothing was changed."))
             return
-        await self._send(ack_frame(message_id, **(result or {})))
+        if result is not None:
+            await self._send(ack_frame(message_id, **result))
+
+    async def _refuse_flood(self, message_id: Any, retry_after_s: float) -> None:
+        detail = {"retry_after": round(retry_after_s, 3), "frames_per_s": settings.DISPATCH_SOCKET_FRAMES_PER_S}
+        await self._send(error_frame(message_id, "rate_limited", "Too many frames; slow down and resend after retry_after seconds.", detail))
+
+    async def _handle(self, message_id: Any, frame_type: Any, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one frame; returns what its ack carries, or None when it has been answered already."""
+        if frame_type == "auth":
+            if self.driver is not None:
+                return {"driver_id": self.driver.pk}
+            await self._authenticate(message_id, _validated(AuthSerializer, frame))
+            return None
+        if self.driver is None:
+            await self._send(error_frame(message_id, "unauthenticated", "Send an auth frame with your API token first."))
+            return None
+        handler = self.HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
+        if handler is None:
+            known = sorted([*self.HANDLERS, "auth"])
+            await self._send(error_frame(message_id, "unknown_type", f"Unknown frame type {str(frame_type)[:32]!r}.", {"known": known}))
+            return None
+        return await handler(self, frame) or {}
+
+    async def _as_driver(self, call: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call a service for this socket's driver, after checking its credentials still hold."""
+        assert self.driver is not None
+        return await database_sync_to_async(_with_live_credentials)(self.token_key, self.driver.user_id, call, kwargs)
 
     async def driver_frame(self, event: dict[str, Any]) -> None:
         """A frame for this driver from the channel layer group."""
@@ -156,33 +270,28 @@ class DriverConsumer(AsyncWebsocketConsumer):
     # --- handlers: each parses, calls one service, returns what the ack carries ---------
 
     async def _accept(self, frame: dict[str, Any]) -> dict[str, Any]:
-        offer = await database_sync_to_async(services.offer_accept)(offer_id=_integer(frame, "offer_id"), driver=self.driver)
+        fields = _validated(OfferAnswerSerializer, frame)
+        offer = await self._as_driver(services.offer_accept, offer_id=fields["offer_id"], driver=self.driver)
         return {"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id}
 
     async def _decline(self, frame: dict[str, Any]) -> dict[str, Any]:
-        reason = frame.get("reason", "")
-        if not isinstance(reason, str):
-            raise InvalidInput("'reason' must be a string", field="reason")
-        offer = await database_sync_to_async(services.offer_decline)(offer_id=_integer(frame, "offer_id"), driver=self.driver, reason=reason)
+        fields = _validated(DeclineFrameSerializer, frame)
+        offer = await self._as_driver(services.offer_decline, offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
         return {"offer_id": offer.pk, "result": offer.state}
 
     async def _heartbeat(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
-        await database_sync_to_async(services.driver_socket_heartbeat)(driver_id=self.driver.pk)
+        await self._as_driver(services.driver_socket_heartbeat, driver_id=self.driver.pk)
 
     async def _location(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
-        lat, lon = _number(frame, "lat"), _number(frame, "lon")
-        recorded_at = None
-        if "recorded_at" in frame:
-            recorded_at = parse_datetime(frame["recorded_at"]) if isinstance(frame["recorded_at"], str) else None
-            if recorded_at is None or recorded_at.tzinfo is None:
-                raise InvalidInput("'recorded_at' must be an ISO 8601 time with a zone", field="recorded_at")
-        await database_sync_to_async(availability.driver_position_update)(driver_id=self.driver.pk, lat=lat, lon=lon, at=recorded_at)
+        fields = _validated(LocationSerializer, frame)
+        await self._as_driver(availability.driver_position_update, driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at"))
 
     async def _availability(self, frame: dict[str, Any]) -> dict[str, Any]:
         assert self.driver is not None
-        state = frame.get("state")
+        fields = _validated(AvailabilitySerializer, frame)
+        state = fields["state"]
         actor, driver_id = driver_actor(self.driver), self.driver.pk
         call: Callable[..., Driver]
         kwargs: dict[str, Any]
@@ -191,12 +300,10 @@ class DriverConsumer(AsyncWebsocketConsumer):
         elif state == "offline":
             call, kwargs = availability.driver_go_offline, {}
         elif state == "break":
-            call, kwargs = availability.break_start, {"minutes": _integer(frame, "minutes")}
-        elif state == "end_break":
-            call, kwargs = availability.break_end, {}
+            call, kwargs = availability.break_start, {"minutes": fields["minutes"]}
         else:
-            raise InvalidInput("'state' must be one of available, break, end_break, offline", field="state")
-        driver = await database_sync_to_async(call)(driver_id=driver_id, actor=actor, **kwargs)
+            call, kwargs = availability.break_end, {}
+        driver = await self._as_driver(call, driver_id=driver_id, actor=actor, **kwargs)
         return {"availability": driver.availability, "break_ends_at": driver.break_ends_at.isoformat() if driver.break_ends_at else None}
 
     HANDLERS: dict[str, Callable[["DriverConsumer", dict[str, Any]], Awaitable[Any]]] = {

@@ -17,3 +17,10 @@ class OfferWithdrawn(DispatchError):
 
 class OfferAlreadyAnswered(DispatchError):
     code = "offer_already_answered"
+
+
+class CredentialsRevoked(DispatchError):
+    """The socket's token was deleted or its user deactivated since the socket authenticated."""
+
+    code = "revoked"
+    http_status = 401

@@ -53,6 +53,21 @@ def order_taken_back_send(*, driver_id: int, order_id: int, reason: str) -> None
         )
 
 
+def driver_credentials_changed_send(*, user_id: int) -> None:
+    """Ask the driver's open sockets to check their credentials now (a token deleted, a user
+    changed). A hint only: each socket also checks on its own timer."""
+    from dispatch.models import Driver
+
+    driver_id = Driver.objects.filter(user_id=user_id).values_list("pk", flat=True).first()
+    layer = get_channel_layer()
+    if driver_id is None or layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(driver_group(driver_id), {"type": "driver.credentials_changed"})
+    except Exception:  # the timer closes the socket anyway
+        logger.exception("could not tell driver %s's sockets to check their credentials", driver_id)
+
+
 BATCH_MAX_FRAMES = 50
 # Frames waiting to go out together; None when frames go out one by one.
 _batch: ContextVar[list[tuple[int, dict[str, Any]]] | None] = ContextVar("driver_frame_batch", default=None)

@@ -7,16 +7,15 @@ browser subscription), or a generic signed webhook to a push gateway of your own
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any, Protocol
 
 import httpx
 from django.conf import settings
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from dispatch.models import Driver
 from offers.models import Offer
+from offers.selectors import driver_is_connected
 from vendure.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -69,12 +68,6 @@ def backend() -> NotificationBackend:
     return import_string(settings.DISPATCH_PUSH_BACKEND)()  # type: ignore[no-any-return]
 
 
-def driver_is_connected(driver: Driver) -> bool:
-    """A socket is open and has spoken recently (a crashed server leaves its count behind)."""
-    fresh_after = timezone.now() - timedelta(seconds=settings.DISPATCH_HEARTBEAT_TIMEOUT_S)
-    return driver.live_sockets > 0 and driver.socket_seen_at is not None and driver.socket_seen_at >= fresh_after
-
-
 def push_if_not_connected(offer: Offer) -> None:
     push_to_driver_if_not_connected(
         offer.driver,
@@ -85,7 +78,7 @@ def push_if_not_connected(offer: Offer) -> None:
 
 
 def push_to_driver_if_not_connected(driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
-    if driver_is_connected(driver):
+    if driver_is_connected(driver.pk):
         return
     try:
         backend().send(driver, title, body, data)

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from rest_framework.authtoken.models import Token
+
 from dispatch.models import Order
 from dispatch.signals import driver_became_unavailable, order_moved, order_stopped_waiting
 from offers.models import Offer
@@ -44,7 +46,24 @@ def on_feature_switched_off(sender: Any, name: str, **kwargs: Any) -> None:
         offers_switch_off.delay()
 
 
+def on_credentials_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A token deleted or a user saved: the driver's open sockets check their credentials
+    after commit, and close at once if they no longer hold."""
+    from django.db import transaction
+
+    from offers.notify import driver_credentials_changed_send
+
+    user_id = instance.user_id if isinstance(instance, Token) else instance.pk
+    if isinstance(instance, Token) or not instance.is_active:
+        transaction.on_commit(lambda: driver_credentials_changed_send(user_id=user_id), robust=True)
+
+
 def connect() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete, post_save
+
+    post_delete.connect(on_credentials_changed, sender=Token, dispatch_uid="offers.token_deleted")
+    post_save.connect(on_credentials_changed, sender=get_user_model(), dispatch_uid="offers.user_saved")
     order_stopped_waiting.connect(on_order_stopped_waiting, dispatch_uid="offers.withdraw_on_order_change")
     order_moved.connect(on_order_moved, dispatch_uid="offers.take_back_on_order_moved")
     driver_became_unavailable.connect(on_driver_became_unavailable, dispatch_uid="offers.withdraw_on_driver_unavailable")

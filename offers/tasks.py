@@ -14,3 +14,8 @@ def expire_offers_due() -> int:
 @shared_task(name="offers.switch_off", ignore_result=True)
 def offers_switch_off() -> int:
     return services.offers_switch_off()
+
+
+@sweep_task("offers.drop_stale_sockets_due")
+def drop_stale_sockets_due() -> int:
+    return services.drop_stale_sockets_due()

@@ -18,7 +18,7 @@ from dispatch.models import Driver, Order
 from escalation import services as escalation_services
 from observability.services import sweep_run
 from offers import services as offer_services
-from offers.models import Offer
+from offers.models import DriverSocket, Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import post_webhook, ready_event
 
@@ -70,7 +70,9 @@ def test_metrics_follow_a_scripted_scenario_exactly(client, ownership, v2_offers
     Driver.objects.filter(pk=second.pk).update(availability=Driver.Availability.AVAILABLE)
     dispatch_services.order_dispatch(order_id=order.pk)
     Offer.objects.filter(driver=second).update(expires_at=timezone.now() - timedelta(seconds=1))
-    Driver.objects.filter(pk=third.pk).update(availability=Driver.Availability.AVAILABLE, live_sockets=2, socket_seen_at=timezone.now())
+    Driver.objects.filter(pk=third.pk).update(availability=Driver.Availability.AVAILABLE)
+    for n in range(2):
+        DriverSocket.objects.create(driver=third, channel_name=f"specific.a!{n}", opened_at=timezone.now(), seen_at=timezone.now())
     assert offer_services.expire_offers_due() == 1  # lapses and offers it to the third driver
     offer_services.offer_accept(offer_id=Offer.objects.get(driver=third).pk, driver=third)
     # A second order waits long enough to escalate.

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from audit.models import AuditEvent
 from dispatch.asgi import application
 from dispatch.models import Driver, Order
-from offers.models import Offer
+from offers.models import DriverSocket, Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 
@@ -86,7 +86,7 @@ def test_an_offer_reaches_the_socket_and_accepting_there_assigns_the_order(chann
     order.refresh_from_db()
     assert (order.status, order.driver_id) == (Order.Status.ASSIGNED, driver.pk)
     driver.refresh_from_db()
-    assert driver.v2_connected_at is not None and driver.app_version == "2.3.0" and driver.live_sockets == 0
+    assert driver.v2_connected_at is not None and driver.app_version == "2.3.0" and not DriverSocket.objects.filter(driver=driver).exists()
 
 
 def test_first_frame_authentication_and_state_again_on_reconnect(channel):

@@ -6,8 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from dispatch.models import Driver
-from offers.models import Offer
+from offers.models import DriverSocket, Offer
 from offers.push import push_if_not_connected
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
@@ -59,18 +58,17 @@ def test_a_connected_driver_is_not_pushed(offer, gateway, settings):
     url, received = gateway
     settings.DISPATCH_PUSH_BACKEND = "offers.push.WebhookBackend"
     settings.DISPATCH_PUSH_WEBHOOK_URL = url
-    Driver.objects.filter(pk=offer.driver_id).update(live_sockets=1, socket_seen_at=timezone.now())
-    offer.driver.refresh_from_db()
+    DriverSocket.objects.create(driver_id=offer.driver_id, channel_name="specific.a!1", opened_at=timezone.now(), seen_at=timezone.now())
     push_if_not_connected(offer)
     assert received == []
 
 
-def test_a_stale_socket_count_does_not_count_as_connected(offer, gateway, settings):
+def test_a_stale_socket_row_does_not_count_as_connected(offer, gateway, settings):
     url, received = gateway
     settings.DISPATCH_PUSH_BACKEND = "offers.push.WebhookBackend"
     settings.DISPATCH_PUSH_WEBHOOK_URL = url
-    Driver.objects.filter(pk=offer.driver_id).update(live_sockets=1, socket_seen_at=timezone.now() - timedelta(minutes=10))
-    offer.driver.refresh_from_db()
+    long_ago = timezone.now() - timedelta(minutes=10)  # its server died and stopped vouching for it
+    DriverSocket.objects.create(driver_id=offer.driver_id, channel_name="specific.a!1", opened_at=long_ago, seen_at=long_ago)
     push_if_not_connected(offer)
     assert len(received) == 1
 
