@@ -57,7 +57,7 @@ def staff_groups(db):
     if Group.objects.filter(name__in=["ops", "support"]).count() < 2:
         importlib.import_module("dispatch.migrations.0002_staff_groups").create_groups(apps, None)
     if not Group.objects.filter(name="finance").exists():
-        importlib.import_module("dispatch.migrations.0008_finance_group_web").create_finance_group(apps, None)
+        importlib.import_module("dispatch.migrations.0008_finance_group").create_finance_group(apps, None)
 
 
 @pytest.fixture

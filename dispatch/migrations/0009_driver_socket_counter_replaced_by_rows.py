@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dispatch", "0006_zone_health_thresholds"),
+        ("dispatch", "0008_finance_group"),
     ]
 
     operations = [

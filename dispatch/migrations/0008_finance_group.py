@@ -34,7 +34,7 @@ def delete_finance_group(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dispatch", "0007_api_token_proxy_web"),
+        ("dispatch", "0007_api_token_proxy"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

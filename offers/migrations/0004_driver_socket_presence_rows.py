@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("dispatch", "0006_zone_health_thresholds"),
-        ("offers", "0002_offer_answered_index"),
+        ("offers", "0003_offer_state_taken_back"),
     ]
 
     operations = [

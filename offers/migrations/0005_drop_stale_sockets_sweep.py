@@ -24,5 +24,5 @@ def delete_schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("offers", "0003_driver_socket_presence_rows_sockets"), ("django_celery_beat", "0019_alter_periodictasks_options")]
+    dependencies = [("offers", "0004_driver_socket_presence_rows"), ("django_celery_beat", "0019_alter_periodictasks_options")]
     operations = [migrations.RunPython(create_schedule, delete_schedule)]
