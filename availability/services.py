@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
-from dispatch.errors import FeatureOff, IllegalTransition, InvalidInput, NotFound
+from dispatch.errors import DriverUnavailable, FeatureOff, IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Driver
 from dispatch.signals import driver_became_available, driver_became_unavailable
 
@@ -35,9 +35,12 @@ def _driver_availability_set(
     reason: str = "",
 ) -> Driver:
     with transaction.atomic():
-        current = Driver.objects.filter(pk=driver_id).values_list("availability", flat=True).first()
-        if current is None:
+        row = Driver.objects.filter(pk=driver_id).values_list("availability", "user__is_active").first()
+        if row is None:
             raise NotFound(f"driver {driver_id} not found")
+        current, is_user_active = row
+        if not is_user_active and to != A.OFFLINE:
+            raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)  # takes no work until reactivated
         if current == to and to != A.ON_BREAK:
             # Idempotent: going online twice is not an error and writes nothing.
             return Driver.objects.get(pk=driver_id)

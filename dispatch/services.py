@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import selectors
-from dispatch.errors import IllegalTransition, InvalidInput, NotFound, OverCapacity
+from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.signals import order_moved, order_status_changed, order_stopped_waiting
 from observability import metrics
@@ -230,6 +230,9 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
         if not won:
             now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
             raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
+        if not Driver.objects.filter(pk=driver_id, user__is_active=True).exists():
+            # a deactivated driver takes no work, however it is given (v1, an accept, ops by hand)
+            raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
         _take_capacity(driver_id, now)  # raising here rolls the order back too
         order_stopped_waiting.send(sender=Order, order_id=order_id, to=S.ASSIGNED, reason=reason)
         order = Order.objects.get(pk=order_id)
@@ -296,7 +299,7 @@ def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
             continue  # offers are out; direct assignment would race them
         try:
             return order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate")
-        except OverCapacity:
+        except (OverCapacity, DriverUnavailable):
             continue
         except IllegalTransition:
             return None  # someone else (another worker, ops) moved the order first

@@ -6,7 +6,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import AuditEvent
 from availability import services
-from dispatch.errors import IllegalTransition, InvalidInput
+from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput
 from dispatch.models import Driver
 from rollout.services import rollout_set, switch_set
 from tests.factories import DriverFactory
@@ -92,3 +92,16 @@ def test_switching_v2_availability_off_ends_every_break(v2_availability_on, v2_d
         switch_set(name="v2_availability", active=False, actor=ME)
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
     assert AuditEvent.objects.filter(kind="driver.break_ended").latest("id").data == {"reason": "switched_off"}
+
+
+def test_a_deactivated_driver_cannot_come_back_online_until_reactivated():
+    driver = DriverFactory(availability=Driver.Availability.OFFLINE)
+    driver.user.is_active = False
+    driver.user.save()
+    with pytest.raises(DriverUnavailable):
+        services.driver_go_online(driver_id=driver.pk, actor=Actor.system("test"))
+    driver.refresh_from_db()
+    assert driver.availability == Driver.Availability.OFFLINE
+    driver.user.is_active = True
+    driver.user.save()
+    assert services.driver_go_online(driver_id=driver.pk, actor=Actor.system("test")).availability == Driver.Availability.AVAILABLE

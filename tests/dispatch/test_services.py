@@ -6,7 +6,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from availability.services import driver_go_offline, driver_go_online, driver_position_update
 from dispatch import selectors, services
-from dispatch.errors import IllegalTransition, NotFound, OverCapacity
+from dispatch.errors import DriverUnavailable, IllegalTransition, NotFound, OverCapacity
 from dispatch.models import Driver, Order
 from dispatch.services import ORDER_TRANSITIONS
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
@@ -218,3 +218,18 @@ def test_audit_record_outside_a_transaction_is_a_programming_error():
 
     with pytest.raises(RuntimeError):
         audit_record("x.happened", actor=SYSTEM, subject_type="x", subject_id=1)
+
+
+def test_ops_cannot_give_an_order_to_a_deactivated_driver(actor, django_capture_on_commit_callbacks):
+    ZoneFactory()
+    order = receive_order(ShopChannelFactory(), code="DEACT-1")  # no driver yet: it waits
+    gone = DriverFactory(availability=Driver.Availability.OFFLINE)
+    gone.user.is_active = False
+    gone.user.save()
+    events = AuditEvent.objects.count()
+    with pytest.raises(DriverUnavailable):
+        services.order_assign_manually(order_id=order.pk, driver_id=gone.pk, actor=actor)
+    order.refresh_from_db()
+    gone.refresh_from_db()
+    assert (order.status, order.driver_id, gone.active_order_count) == (Order.Status.UNASSIGNED, None, 0)
+    assert AuditEvent.objects.count() == events

@@ -3,7 +3,8 @@
 Every way an order changes hands is a rule: offers answered, lapsed or answered again, v1
 assignment, cancellation, pickup and delivery, availability, take-backs by ops (unassign,
 reassign, assign by hand) and by the sweeps (a driver offline, a missed pickup, with the
-reassignment limit), and both kill-switches flipped at any moment."""
+reassignment limit), drivers deactivated and reactivated, and both kill-switches flipped at
+any moment."""
 
 import itertools
 from datetime import timedelta
@@ -199,6 +200,12 @@ class DispatchMachine(RuleBasedStateMachine):
         self._do(escalation_services.reassign_orders_due)
         self._do(escalation_services.escalate_orders_due)  # what was not reassigned escalates
 
+    @rule(index=st.integers(0, 3), active=st.booleans())
+    def ops_deactivate_or_reactivate_a_driver(self, index, active):
+        user = Driver.objects.select_related("user").get(pk=self.drivers[index]).user
+        user.is_active = active
+        self._do(user.save)
+
     @rule(on=st.booleans())
     def ops_flip_auto_reassign(self, on):
         self._do(lambda: switch_set(name="v2_auto_reassign", active=on, actor=OPS))
@@ -239,8 +246,10 @@ class DispatchMachine(RuleBasedStateMachine):
     @invariant()
     def taken_back_orders_are_on_the_record(self):  # invariants 1 and 3 across take-backs
         for offer in self.offers().filter(state=Offer.State.TAKEN_BACK):
-            # the driver lost the order after accepting it: it is someone else's, or waiting, or over
-            assert Order.objects.filter(pk=offer.order_id).exclude(driver_id=offer.driver_id, status__in=Order.ACTIVE_STATUSES).exists()
+            # the driver lost the order after accepting it: it is someone else's, waiting or over,
+            # unless ops gave it back to them by hand afterwards
+            if Order.objects.filter(pk=offer.order_id, driver_id=offer.driver_id, status__in=Order.ACTIVE_STATUSES).exists():
+                assert AuditEvent.objects.filter(order_id=offer.order_id, kind="order.assigned").latest("id").data.get("reason") == "manual"
         for order in self.orders():
             # never more automatic reassignments than the limit; past it, an escalation instead
             assert Reassignment.objects.filter(order=order).exclude(reason="reassigned_by_ops").count() <= 2
@@ -249,6 +258,14 @@ class DispatchMachine(RuleBasedStateMachine):
     def no_order_waits_silently_past_its_pickup_limit(self):  # invariant 5
         for order in self.orders().filter(status=Order.Status.ASSIGNED, assigned_at__lte=Now() - timedelta(hours=1)):
             assert Escalation.objects.filter(order=order, state__in=["open", "acknowledged"]).exists(), order
+
+    @invariant()
+    def a_deactivated_driver_gets_no_work(self):  # invariant 8: revoked credentials
+        for driver in Driver.objects.filter(pk__in=self.drivers, user__is_active=False):
+            assert driver.availability == Driver.Availability.OFFLINE
+            assert not Offer.objects.filter(driver=driver, state=Offer.State.PENDING).exists()
+            deactivated_at = AuditEvent.objects.filter(subject_type="driver", subject_id=str(driver.pk), after__availability="offline").latest("id").pk
+            assert not AuditEvent.objects.filter(kind="order.assigned", driver_id=driver.pk, pk__gt=deactivated_at).exists()
 
     @invariant()
     def switch_off_means_v1(self):  # invariant 7
