@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 
 
 @pytest.fixture
-def gateway():
+def gateway(outbound_to_loopback):
     received = []
 
     class Handler(BaseHTTPRequestHandler):

@@ -33,7 +33,7 @@ def wait_for(condition, timeout_s=20):
     return False
 
 
-def test_the_correlation_id_of_the_drivers_request_follows_into_the_report_task(worker):
+def test_the_correlation_id_of_the_drivers_request_follows_into_the_report_task(worker, outbound_to_loopback):
     shop = FakeVendure()
     try:
         ZoneFactory()
