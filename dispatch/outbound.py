@@ -211,6 +211,8 @@ def _category(exc: BaseException) -> str:
         return "connection failed"
     if isinstance(exc, httpx.UnsupportedProtocol):
         return "address not allowed"
+    if isinstance(exc, httpx.InvalidURL):
+        return "invalid URL"
     return "bad response"
 
 
@@ -227,7 +229,16 @@ def outbound_post(
     Raises OutboundFailed(category) when no answer came back whole: the address is not
     allowed, the call timed out or was refused, or the answer was too large.
     """
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise OutboundFailed("invalid URL") from exc
+    if parts.scheme not in ("http", "https") or parts.username is not None:
+        raise OutboundFailed("address not allowed")
+    # Spellings of an address that httpx refuses to parse (0177.0.0.1) are still addresses.
+    literal = _literal_address(host)
+    if literal is not None and not address_is_allowed(literal):
         raise OutboundFailed("address not allowed")
     deadline = time.monotonic() + timeout_s
     try:

@@ -19,6 +19,7 @@ from audit.services import audit_record
 from dispatch import selectors
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
+from dispatch.outbound import outbound_url_check
 from dispatch.signals import order_moved, order_status_changed, order_stopped_waiting
 from observability import metrics
 
@@ -611,6 +612,7 @@ def shop_channel_register(
         "is_active": True,
     }
     if admin_api_url:
+        outbound_url_check(admin_api_url, field="admin_api_url")
         values.update(admin_api_url=admin_api_url, admin_api_token=admin_api_token)
     with transaction.atomic():
         channel, created = ShopChannel.objects.update_or_create(token=token, defaults=values)
