@@ -305,8 +305,12 @@ ZONE_HEALTH_LAST_HOUR_TTL_S = env.int("ZONE_HEALTH_LAST_HOUR_TTL_S", default=10)
 # --- Observability ------------------------------------------------------------------
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 # /metrics answers a bearer token, or a scraper on an allowed network (never the public).
+# In production no network is allowed unless METRICS_ALLOWED_IPS says so: behind a proxy on
+# the same host that does not pass the client's address, every visitor looks like 127.0.0.1.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(n.strip()) for n in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"]) if n.strip()]
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(n.strip()) for n in env.list("METRICS_ALLOWED_IPS", default=[] if IS_PRODUCTION else ["127.0.0.1/32", "::1/128"]) if n.strip()
+]
 READYZ_TIMEOUT_S = env.float("READYZ_TIMEOUT_S", default=1.0)
 # A sweep is late when it has not finished for this many of its intervals, plus the grace.
 READYZ_SWEEP_INTERVALS = env.int("READYZ_SWEEP_INTERVALS", default=3)
