@@ -621,6 +621,6 @@ def shop_channel_register(
             actor=actor,
             subject_type="shopchannel",
             subject_id=channel.pk,
-            after={**{k: v for k, v in values.items() if k != "webhook_secret"}, "webhook_secret": "***", "token": token},
+            after={**{k: ("***" if k in AUDIT_HIDDEN_FIELDS else v) for k, v in values.items()}, "token": token},
         )
     return channel, created

@@ -70,7 +70,12 @@ def allowed_networks_of(extra_env):
     return result.stdout.strip().splitlines()[-1]
 
 
-PRODUCTION = {"DISPATCH_ENV": "production", "DJANGO_SECRET_KEY": "x" * 60, "DJANGO_ALLOWED_HOSTS": "dispatch.example.com", "DJANGO_SETTINGS_MODULE": "dispatch.settings"}
+PRODUCTION = {
+    "DISPATCH_ENV": "production",
+    "DJANGO_SECRET_KEY": "x" * 60,
+    "DJANGO_ALLOWED_HOSTS": "dispatch.example.com",
+    "DJANGO_SETTINGS_MODULE": "dispatch.settings",
+}
 
 
 def test_in_production_no_address_may_scrape_without_the_token_unless_configured():
