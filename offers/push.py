@@ -7,7 +7,7 @@ browser subscription), or a generic signed webhook to a push gateway of your own
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -41,14 +41,15 @@ class _PushServiceAnswer:
     status_code: int
     reason: str = ""
     text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _OutboundSession:
     """Stands in for pywebpush's requests session, so the push service's endpoint (which the
     driver's app chose) is called through the checked outbound path like every other URL."""
 
-    def post(self, endpoint: str, *, timeout: float, data: bytes | None = None, headers: Any = None) -> _PushServiceAnswer:
-        response = outbound_post(endpoint, content=data or b"", headers=dict(headers or {}), timeout_s=min(float(timeout), 10.0))
+    def post(self, endpoint: str, *, timeout: float | None = None, data: bytes | None = None, headers: Any = None) -> _PushServiceAnswer:
+        response = outbound_post(endpoint, content=data or b"", headers=dict(headers or {}), timeout_s=min(float(timeout or 10.0), 10.0))
         return _PushServiceAnswer(status_code=response.status_code)
 
 
