@@ -328,3 +328,64 @@ def test_the_push_gateway_on_an_internal_address_is_never_called(receiver, setti
     push_to_driver_if_not_connected(DriverFactory(), "t", "b", {})
     assert receiver.requests == []
     assert "address not allowed" in caplog.text
+
+
+@pytest.fixture
+def tls_shop(tmp_path, outbound_to_loopback, monkeypatch):
+    """An HTTPS server on 127.0.0.1 with a certificate for shop.example only, trusted by the
+    outbound path for this test; it records the TLS server name each client asked for."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    import dispatch.outbound
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("shop.example")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    server_names = []
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_path, key_path)
+    server_context.sni_callback = lambda sock, server_name, ctx: server_names.append(server_name)
+    server = _Server(lambda h: (h.send_response(200), h.send_header("Content-Length", "2"), h.end_headers(), h.wfile.write(b"{}")))
+    server.server.socket = server_context.wrap_socket(server.server.socket, server_side=True)
+    client_context = ssl.create_default_context(cafile=str(cert_path))
+    monkeypatch.setattr(dispatch.outbound.httpx, "create_ssl_context", lambda **kwargs: client_context)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1" if host.endswith(".example") else host, *a, **k))
+    yield server.server.server_address[1], server_names
+    server.close()
+
+
+def test_https_connects_to_the_checked_address_with_the_host_name_for_tls(tls_shop):
+    port, server_names = tls_shop
+    response = outbound_post(f"https://shop.example:{port}/admin-api", content=b"{}", headers={}, timeout_s=5)
+    assert response.status_code == 200
+    assert server_names == ["shop.example"]  # SNI is the URL's name, not the address connected to
+
+
+def test_a_certificate_for_another_name_is_a_tls_error(tls_shop):
+    port, _ = tls_shop
+    with pytest.raises(OutboundFailed) as failed:
+        outbound_post(f"https://other.example:{port}/admin-api", content=b"{}", headers={}, timeout_s=5)
+    assert failed.value.category == "TLS error"
