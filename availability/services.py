@@ -119,6 +119,19 @@ def breaks_end_all(*, reason: str) -> int:
     return ended
 
 
+def breaks_switched_off_due() -> int:
+    """Sweep: while v2 availability is switched off, nobody stays on a break. The task
+    enqueued when the switch was turned off is only the fast path; if it was lost, the next
+    tick of the break sweep ends the breaks."""
+    from waffle import switch_is_active
+
+    from rollout.models import Feature
+
+    if switch_is_active(Feature.AVAILABILITY) or not Driver.objects.filter(availability=A.ON_BREAK).exists():
+        return 0
+    return breaks_end_all(reason="switched_off")
+
+
 def driver_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:
     """The app is alive. Not audited: liveness is telemetry, and its absence is what counts."""
     now = now or timezone.now()

@@ -8,7 +8,7 @@ from observability.tasks import sweep_task
 
 @sweep_task("availability.end_breaks_due")
 def end_breaks_due() -> int:
-    return services.end_breaks_due()
+    return services.end_breaks_due() + services.breaks_switched_off_due()
 
 
 @sweep_task("availability.offline_silent_drivers_due")

@@ -85,6 +85,15 @@ class ShopChannel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from dispatch.outbound import OutboundAddressRefused, outbound_url_check
+
+        if self.admin_api_url:
+            try:
+                outbound_url_check(self.admin_api_url, field="admin_api_url")
+            except OutboundAddressRefused as exc:
+                raise ValidationError({"admin_api_url": exc.message}) from exc
+
 
 class Driver(models.Model):
     """A courier. Holds at most `capacity` active orders; `active_order_count` is the lock.

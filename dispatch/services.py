@@ -19,6 +19,7 @@ from audit.services import audit_record
 from dispatch import selectors
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
+from dispatch.outbound import outbound_url_check
 from dispatch.signals import order_moved, order_status_changed, order_stopped_waiting
 from observability import metrics
 
@@ -614,6 +615,7 @@ def shop_channel_register(
         "is_active": True,
     }
     if admin_api_url:
+        outbound_url_check(admin_api_url, field="admin_api_url")
         values.update(admin_api_url=admin_api_url, admin_api_token=admin_api_token)
     with transaction.atomic():
         channel, created = ShopChannel.objects.update_or_create(token=token, defaults=values)
@@ -622,6 +624,6 @@ def shop_channel_register(
             actor=actor,
             subject_type="shopchannel",
             subject_id=channel.pk,
-            after={**{k: v for k, v in values.items() if k != "webhook_secret"}, "webhook_secret": "***", "token": token},
+            after={**{k: ("***" if k in AUDIT_HIDDEN_FIELDS else v) for k, v in values.items()}, "token": token},
         )
     return channel, created

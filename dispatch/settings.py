@@ -140,7 +140,14 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A task is acknowledged after it ran, and put back when its worker dies under it; every
+# task is idempotent, and what must happen eventually is a row a sweep redoes anyway.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Redis hands an unacknowledged message to another worker after this long: longer than any
+# task runs (the longest, a sweep, stops claiming work after a minute), so a slow task is
+# never run twice at once; no task uses an ETA or countdown, so nothing waits on it as a timer.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=1800)}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -235,8 +242,14 @@ DISPATCH_PUSH_WEBHOOK_URL = env.str("DISPATCH_PUSH_WEBHOOK_URL", default="")
 DISPATCH_PUSH_WEBHOOK_SECRET = env.str("DISPATCH_PUSH_WEBHOOK_SECRET", default="")
 DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY = env.str("DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY", default="")
 DISPATCH_WEBPUSH_CONTACT = env.str("DISPATCH_WEBPUSH_CONTACT", default="mailto:ops@example.com")
+# Networks the service may call although they are internal (loopback, private, link-local...):
+# none by default, so a URL staff enter for a notifier, a shop or the push gateway can never
+# make the server reach its own host, its network or the cloud's metadata service.
+DISPATCH_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network(n.strip()) for n in env.list("DISPATCH_OUTBOUND_ALLOWED_NETWORKS", default=[]) if n.strip()]
 VENDURE_TIMEOUT_S = env.float("VENDURE_TIMEOUT_S", default=10.0)
 VENDURE_REPORT_MAX_RETRIES = env.int("VENDURE_REPORT_MAX_RETRIES", default=15)
+VENDURE_REPORT_BACKOFF_S = env.float("VENDURE_REPORT_BACKOFF_S", default=5.0)
+VENDURE_REPORT_BACKOFF_MAX_S = env.float("VENDURE_REPORT_BACKOFF_MAX_S", default=600.0)
 # Where people reach the service (links in escalation messages) and the runbooks.
 DISPATCH_PUBLIC_URL = env.str("DISPATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Empty: messages name the runbook's path in the repository (docs/runbooks/...).
@@ -338,8 +351,12 @@ ZONE_HEALTH_LAST_HOUR_TTL_S = env.int("ZONE_HEALTH_LAST_HOUR_TTL_S", default=10)
 # --- Observability ------------------------------------------------------------------
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 # /metrics answers a bearer token, or a scraper on an allowed network (never the public).
+# In production no network is allowed unless METRICS_ALLOWED_IPS says so: behind a proxy on
+# the same host that does not pass the client's address, every visitor looks like 127.0.0.1.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(n.strip()) for n in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"]) if n.strip()]
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(n.strip()) for n in env.list("METRICS_ALLOWED_IPS", default=[] if IS_PRODUCTION else ["127.0.0.1/32", "::1/128"]) if n.strip()
+]
 READYZ_TIMEOUT_S = env.float("READYZ_TIMEOUT_S", default=1.0)
 # A sweep is late when it has not finished for this many of its intervals, plus the grace.
 READYZ_SWEEP_INTERVALS = env.int("READYZ_SWEEP_INTERVALS", default=3)

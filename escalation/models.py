@@ -91,12 +91,22 @@ class NotificationChannel(models.Model):
                     validate_email(address)
             elif self.kind in (self.Kind.SLACK, self.Kind.WEBHOOK):
                 URLValidator(schemes=["http", "https"])(target)
+                _check_outbound_url(target)
             elif self.kind == self.Kind.PAGERDUTY and not target:
                 raise ValidationError({"target": "Give the PagerDuty integration's routing key."})
         except ValidationError as exc:
             raise ValidationError({"target": exc.messages}) from exc
         if self.kind == self.Kind.WEBHOOK and len(self.secret) < 16:
             raise ValidationError({"secret": "A signed webhook needs a secret of at least 16 characters."})
+
+
+def _check_outbound_url(url: str) -> None:
+    from dispatch.outbound import OutboundAddressRefused, outbound_url_check
+
+    try:
+        outbound_url_check(url, field="target")
+    except OutboundAddressRefused as exc:
+        raise ValidationError(exc.message) from exc
 
 
 class AlertRoute(models.Model):

@@ -1,19 +1,25 @@
 """The ways a team is told: a log line, email, a Slack-compatible webhook, a generic signed
-webhook, PagerDuty Events API v2. Each raises on failure; the caller records and retries."""
+webhook, PagerDuty Events API v2. Each raises NotifierFailed on failure, whose text is only
+the kind of failure; the caller records it and retries."""
 
 import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 
+from dispatch.outbound import OutboundFailed, outbound_post_expecting_success
 from escalation.models import NotificationChannel
 from vendure.signing import sign
 
 logger = logging.getLogger("escalation.notifications")
+
+
+class NotifierFailed(Exception):
+    """A notification did not go out; the text is a category ("timeout", "HTTP 500"), never
+    an exception's text, which can hold a channel's URL, key or an answer's body."""
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,17 @@ class EmailNotifier:
             f"{message.summary}\n\nOrder: {message.order_code}\nZone: {message.zone}\nLevel: L{message.level}\n\n"
             f"Open: {message.admin_url}\nRunbook: {message.runbook}\n"
         )
-        send_mail(message.title, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+        try:
+            send_mail(message.title, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+        except Exception as exc:  # SMTP errors quote addresses and server replies: keep the kind only
+            raise NotifierFailed(f"email: {exc.__class__.__name__}") from exc
 
 
 def _post(url: str, *, content: bytes, headers: dict[str, str]) -> None:
-    response = httpx.post(url, content=content, headers=headers, timeout=settings.ESCALATION_NOTIFIER_TIMEOUT_S)
-    response.raise_for_status()
+    try:
+        outbound_post_expecting_success(url, content=content, headers=headers, timeout_s=settings.ESCALATION_NOTIFIER_TIMEOUT_S)
+    except OutboundFailed as exc:
+        raise NotifierFailed(exc.category) from exc
 
 
 class SlackNotifier:

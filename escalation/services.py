@@ -25,7 +25,7 @@ from dispatch.errors import IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Order, Reassignment
 from escalation import selectors
 from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, Notification, NotificationChannel
-from escalation.notifiers import NOTIFIERS, AlertMessage
+from escalation.notifiers import NOTIFIERS, AlertMessage, NotifierFailed
 from observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -309,8 +309,12 @@ def notification_send(*, notification_id: int) -> bool:
     notification = Notification.objects.select_related("escalation", "escalation__order", "escalation__zone", "channel").get(pk=notification_id)
     try:
         NOTIFIERS[notification.channel_kind].send(notification.channel, _message(notification))
-    except Exception as exc:
-        _notification_failed(notification, repr(exc)[:500])
+    except NotifierFailed as exc:
+        _notification_failed(notification, str(exc)[:500])
+        return False
+    except Exception as exc:  # a notifier's own bug: recorded by its kind, never its text (it may quote a secret)
+        logger.error("notifier %s raised %s", notification.channel_kind, exc.__class__.__name__)
+        _notification_failed(notification, f"notifier error: {exc.__class__.__name__}")
         return False
     with transaction.atomic():
         Notification.objects.filter(pk=notification_id).update(state=Notification.State.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error="")

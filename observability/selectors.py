@@ -10,6 +10,17 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+# /readyz answers anyone who can reach it: a failure is named by its kind (the exception's
+# class), never by its text, which can hold host names, user names or values. The full text
+# is on the sweep's record in admin and in the worker's log.
+
+
+def _error_kind(recorded: str) -> str | None:
+    """The exception class of an error recorded as repr(exc), e.g. "OperationalError"."""
+    if not recorded:
+        return None
+    return recorded.split("(", 1)[0].strip()[:100]
+
 
 def database_check() -> dict[str, Any]:
     try:
@@ -17,7 +28,7 @@ def database_check() -> dict[str, Any]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:
-        return {"status": "failing", "error": repr(exc)[:300]}
+        return {"status": "failing", "error": exc.__class__.__name__}
     return {"status": "ok", "vendor": connection.vendor}
 
 
@@ -30,7 +41,7 @@ def redis_check() -> dict[str, Any]:
     try:
         client.ping()
     except Exception as exc:
-        return {"status": "failing", "error": repr(exc)[:300]}
+        return {"status": "failing", "error": exc.__class__.__name__}
     finally:
         client.close()
     return {"status": "ok"}
@@ -51,7 +62,7 @@ def sweeps_check(now: datetime | None = None) -> dict[str, Any]:
         schedules = list(PeriodicTask.objects.filter(enabled=True, interval__isnull=False).select_related("interval"))
         runs = {run.name: run for run in SweepRun.objects.filter(name__in=[s.task for s in schedules])}
     except Exception as exc:
-        return {"status": "failing", "error": repr(exc)[:300]}
+        return {"status": "failing", "error": exc.__class__.__name__}
     detail: dict[str, Any] = {}
     failing = False
     for schedule in schedules:
@@ -70,7 +81,7 @@ def sweeps_check(now: datetime | None = None) -> dict[str, Any]:
             "allowed_lag_s": allowed_s,
             "lag_s": None if lag_s is None else round(lag_s, 3),
             "last_finished_at": finished_at.isoformat() if finished_at else None,
-            "last_error": (run.last_error or None) if run else None,
+            "last_error": _error_kind(run.last_error) if run else None,
         }
     return {"status": "failing" if failing else "ok", "sweeps": detail}
 

@@ -7,13 +7,14 @@ browser subscription), or a generic signed webhook to a push gateway of your own
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from dispatch.models import Driver
+from dispatch.outbound import OutboundFailed, outbound_post, outbound_post_expecting_success
 from offers.models import Offer
 from offers.selectors import driver_is_connected
 from vendure.signing import sign
@@ -32,6 +33,25 @@ class LogBackend:
         logger.info("push to driver %s: %s — %s %s", driver.pk, title, body, json.dumps(data))
 
 
+@dataclass(frozen=True)
+class _PushServiceAnswer:
+    """What pywebpush reads of an answer: the status, and no text (the body stays unread)."""
+
+    status_code: int
+    reason: str = ""
+    text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _OutboundSession:
+    """Stands in for pywebpush's requests session, so the push service's endpoint (which the
+    driver's app chose) is called through the checked outbound path like every other URL."""
+
+    def post(self, endpoint: str, *, timeout: float | None = None, data: bytes | None = None, headers: Any = None) -> _PushServiceAnswer:
+        response = outbound_post(endpoint, content=data or b"", headers=dict(headers or {}), timeout_s=min(float(timeout or 10.0), 10.0))
+        return _PushServiceAnswer(status_code=response.status_code)
+
+
 class WebPushBackend:
     """Web Push to the subscription the driver's app registered (needs VAPID keys)."""
 
@@ -39,15 +59,20 @@ class WebPushBackend:
         if not driver.push_subscription:
             logger.info("driver %s has no Web Push subscription; not pushed", driver.pk)
             return
-        from pywebpush import webpush
+        from pywebpush import WebPushException, webpush
 
-        webpush(
-            subscription_info=driver.push_subscription,
-            data=json.dumps({"title": title, "body": body, "data": data}),
-            vapid_private_key=settings.DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY,
-            vapid_claims={"sub": settings.DISPATCH_WEBPUSH_CONTACT},
-            timeout=5,
-        )
+        try:
+            webpush(
+                subscription_info=driver.push_subscription,
+                data=json.dumps({"title": title, "body": body, "data": data}),
+                vapid_private_key=settings.DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY,
+                vapid_claims={"sub": settings.DISPATCH_WEBPUSH_CONTACT},
+                timeout=5,
+                requests_session=_OutboundSession(),  # type: ignore[arg-type]
+            )
+        except WebPushException as exc:
+            status = getattr(exc.response, "status_code", None)
+            raise OutboundFailed(f"HTTP {status}" if status else "push refused") from exc
 
 
 class WebhookBackend:
@@ -56,12 +81,9 @@ class WebhookBackend:
     def send(self, driver: Driver, title: str, body: str, data: dict[str, Any]) -> None:
         raw = json.dumps({"driver_id": driver.pk, "title": title, "body": body, "data": data}).encode()
         signature = sign(settings.DISPATCH_PUSH_WEBHOOK_SECRET, raw)
-        httpx.post(
-            settings.DISPATCH_PUSH_WEBHOOK_URL,
-            content=raw,
-            headers={"Content-Type": "application/json", "X-Dispatch-Signature": signature},
-            timeout=5,
-        ).raise_for_status()
+        outbound_post_expecting_success(
+            settings.DISPATCH_PUSH_WEBHOOK_URL, content=raw, headers={"Content-Type": "application/json", "X-Dispatch-Signature": signature}, timeout_s=5
+        )
 
 
 def backend() -> NotificationBackend:
@@ -82,5 +104,7 @@ def push_to_driver_if_not_connected(driver: Driver, title: str, body: str, data:
         return
     try:
         backend().send(driver, title, body, data)
-    except Exception:  # a push that fails must never fail dispatch; the state is in the API
-        logger.exception("push to driver %s failed (%s)", driver.pk, title)
+    except OutboundFailed as exc:  # a push that fails must never fail dispatch; the state is in the API
+        logger.warning("push to driver %s failed (%s): %s", driver.pk, title, exc.category)
+    except Exception as exc:  # the kind only: a backend's exception text can quote its endpoint or keys
+        logger.error("push to driver %s failed (%s): %s", driver.pk, title, exc.__class__.__name__)

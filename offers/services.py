@@ -257,6 +257,17 @@ def offers_switch_off(*, now: datetime | None = None) -> int:
     return len(order_ids)
 
 
+def offers_switched_off_due() -> int:
+    """Sweep: while offers are switched off, no offer stays pending. The withdrawal enqueued
+    when the switch was turned off is only the fast path; a lost task, a dead worker or an
+    offer made in a race with the flip is caught on the next tick of the expiry sweep."""
+    from waffle import switch_is_active
+
+    if switch_is_active(Feature.OFFERS) or not Offer.objects.filter(state=P).exists():
+        return 0
+    return offers_switch_off()
+
+
 def _notify(frame_type: str, offer_id: int) -> None:
     from offers.notify import offer_event_send
 

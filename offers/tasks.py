@@ -8,7 +8,7 @@ from offers import services
 
 @sweep_task("offers.expire_offers_due")
 def expire_offers_due() -> int:
-    return services.expire_offers_due()
+    return services.expire_offers_due() + services.offers_switched_off_due()
 
 
 @shared_task(name="offers.switch_off", ignore_result=True)

@@ -122,3 +122,12 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def outbound_to_loopback(settings):
+    """The tests' fake servers (shop, hooks, push gateway) listen on 127.0.0.1, which the
+    service never calls unless DISPATCH_OUTBOUND_ALLOWED_NETWORKS allows it."""
+    import ipaddress
+
+    settings.DISPATCH_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]

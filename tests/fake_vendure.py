@@ -2,11 +2,13 @@
 
 It speaks the GraphQL contract the dispatch service uses: addFulfillmentToOrder (a
 Fulfillment or an ErrorResult), transitionFulfillmentToState with Vendure's allowed moves,
-and order(id){fulfillments}. It can be told to fail, to check retries.
+and order(id){fulfillments}. It can be told to fail, to check retries, and to answer one
+creation late, to kill a worker while it waits.
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ALLOWED = {"Pending": {"Shipped", "Delivered", "Cancelled"}, "Shipped": {"Delivered", "Cancelled"}}
@@ -20,6 +22,8 @@ class FakeVendure:
         self.fulfilled_lines = set()
         self.fail_next = 0
         self.fail_status = 503
+        self.delay_add_s = 0.0  # delay the answer of the next addFulfillmentToOrder, once
+        self.add_received = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/admin-api"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -76,8 +80,20 @@ class FakeVendure:
                     fake.calls.append({"query": body["query"], "variables": body.get("variables"), "headers": dict(self.headers), "failed": True})
                     return self._send(fake.fail_status, {"message": "down"})
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                    return self._send(200, {"errors": [{"message": "You are not currently authorized to perform this action"}]})
-                return self._send(200, {"data": fake._answer(body, dict(self.headers))})
+                    # Vendure's ForbiddenError; this shop also echoes the credentials it got,
+                    # as a careless or hostile one might: none of it may be recorded.
+                    message = f"You are not currently authorized to perform this action (sent: {self.headers.get('Authorization')})"
+                    return self._send(200, {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]})
+                answer = fake._answer(body, dict(self.headers))
+                if fake.delay_add_s and "addFulfillmentToOrder" in body["query"]:
+                    # The fulfillment exists in the shop now; its answer is late to come back.
+                    delay_s, fake.delay_add_s = fake.delay_add_s, 0
+                    fake.add_received.set()
+                    time.sleep(delay_s)
+                try:
+                    return self._send(200, {"data": answer})
+                except OSError:
+                    return None  # the caller is gone (a killed worker)
 
             def _send(self, status, payload):
                 raw = json.dumps(payload).encode()

@@ -1,9 +1,31 @@
-"""A small client for the shop's Admin API (GraphQL at /admin-api)."""
+"""A small client for the shop's Admin API (GraphQL at /admin-api).
 
+What it raises says only what kind of failure it was ("timeout", "HTTP 503", "shop refused:
+FORBIDDEN"): never the shop's own text, which could echo the token or, for an address that
+is not a shop at all, what an internal service answered.
+"""
+
+import json
+import re
 from typing import Any
 
-import httpx
 from django.conf import settings
+
+from dispatch.outbound import OutboundFailed, outbound_post
+
+# Vendure's error codes (ErrorResult.errorCode, errors[].extensions.code) look like this;
+# anything else the shop says is not recorded.
+_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+def _error_code(value: Any) -> str:
+    return value if isinstance(value, str) and _ERROR_CODE.fullmatch(value) else "UNKNOWN"
+
+
+def _graphql_error_code(error: Any) -> str:
+    extensions = error.get("extensions") if isinstance(error, dict) else None
+    return _error_code(extensions.get("code") if isinstance(extensions, dict) else None)
 
 
 class VendureUnavailable(Exception):
@@ -13,8 +35,8 @@ class VendureUnavailable(Exception):
 class VendureRejected(Exception):
     """The shop answered and said no (GraphQL error or an error result): retrying won't help."""
 
-    def __init__(self, message: str, error_code: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, error_code: str) -> None:
+        super().__init__(f"shop refused: {error_code}")
         self.error_code = error_code
 
 
@@ -52,27 +74,37 @@ class VendureAdminClient:
         self.timeout_s = timeout_s if timeout_s is not None else settings.VENDURE_TIMEOUT_S
 
     def _call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        content = json.dumps({"query": query, "variables": variables}).encode()
         try:
-            response = httpx.post(self.url, json={"query": query, "variables": variables}, headers=self.headers, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise VendureUnavailable(f"shop unreachable: {exc.__class__.__name__}: {exc}") from exc
+            response = outbound_post(
+                self.url,
+                content=content,
+                headers={**self.headers, "Content-Type": "application/json"},
+                timeout_s=self.timeout_s,
+                max_response_bytes=MAX_RESPONSE_BYTES,
+            )
+        except OutboundFailed as exc:
+            raise VendureUnavailable(exc.category) from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise VendureUnavailable(f"shop answered {response.status_code}")
+            raise VendureUnavailable(f"HTTP {response.status_code}")
         if response.status_code != 200:
-            raise VendureRejected(f"shop answered {response.status_code}: {response.text[:200]}")
+            raise VendureRejected(f"HTTP_{response.status_code}")
         try:
             body = response.json()
         except ValueError as exc:
-            raise VendureUnavailable("shop answered with a body that is not JSON") from exc
+            raise VendureUnavailable("bad response") from exc
+        if not isinstance(body, dict):
+            raise VendureUnavailable("bad response")
         if body.get("errors"):
-            raise VendureRejected("; ".join(str(e.get("message")) for e in body["errors"]))
+            errors = body["errors"] if isinstance(body["errors"], list) else [None]
+            raise VendureRejected(",".join(sorted({_graphql_error_code(error) for error in errors})[:3]))
         return body.get("data") or {}
 
     @staticmethod
     def _result(data: dict[str, Any], field: str) -> dict[str, Any]:
         result = data.get(field) or {}
         if "errorCode" in result:
-            raise VendureRejected(str(result.get("message")), str(result["errorCode"]))
+            raise VendureRejected(_error_code(result["errorCode"]))
         return result
 
     def add_fulfillment(self, *, lines: list[dict[str, Any]], method: str, tracking_code: str) -> str:

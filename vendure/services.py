@@ -1,6 +1,7 @@
 """Webhook intake and progress reporting for Vendure shops."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,10 +14,11 @@ from django.utils.dateparse import parse_datetime
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import services as dispatch_services
+from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition, InvalidInput
 from dispatch.models import Order, ShopChannel
-from vendure.admin_api import VendureAdminClient, VendureRejected
-from vendure.models import FulfillmentReport, WebhookEvent
+from vendure.admin_api import VendureAdminClient, VendureRejected, VendureUnavailable
+from vendure.models import FulfillmentReport, FulfillmentStep, WebhookEvent
 from vendure.payloads import EventSerializer
 from vendure.signing import SignatureRefused, verify
 
@@ -233,9 +235,122 @@ def _fulfillment_ensure_state(order: Order, client: VendureAdminClient, state: s
 
 
 def fulfillment_report_failed(*, order_id: int, step: str, error: str) -> None:
-    """The shop could not be told (retries exhausted or refused): keep it on record for ops."""
+    """The shop could not be told (retries exhausted or refused): keep it on record for ops.
+
+    `error` is a failure's kind (VendureUnavailable and VendureRejected carry nothing else),
+    never what the shop answered.
+    """
     order = Order.objects.get(pk=order_id)
     with transaction.atomic():
         FulfillmentReport.objects.get_or_create(order=order)
         FulfillmentReport.objects.filter(order=order).update(last_error=error[:500])
         dispatch_services.order_audit_record(order, actor=SYSTEM, kind="vendure.report_failed", step=step, error=error[:500])
+
+
+# --- The steps still to report: rows with a deadline, sent by a nudge or by the sweep -------
+
+# How long the sweep claims new steps in one run; what is left waits for the next run, so
+# one run never outlives the broker's visibility timeout (CELERY_BROKER_TRANSPORT_OPTIONS).
+REPORT_SWEEP_BUDGET_S = 60.0
+
+
+def fulfillment_step_schedule(*, order_id: int, step: str) -> None:
+    """Inside the transaction of the pickup or delivery: the shop must hear of it eventually.
+
+    The row is the promise (due at once, by the database's clock); the task enqueued after
+    commit only saves the sweep's wait.
+    """
+    now = database_now()
+    _, created = FulfillmentStep.objects.get_or_create(order_id=order_id, step=step, defaults={"created_at": now, "next_attempt_at": now})
+    if created:
+        transaction.on_commit(lambda: _nudge(order_id, step), robust=True)
+
+
+def _nudge(order_id: int, step: str) -> None:
+    from vendure.tasks import report_fulfillment_step
+
+    report_fulfillment_step.delay(order_id, step)
+
+
+def _report_lease_s() -> float:
+    # Long enough for every call of one attempt to time out (create, look up, two moves),
+    # plus waiting for the order's other step: a claim outlives only a dead worker.
+    return settings.VENDURE_TIMEOUT_S * 4 + 10
+
+
+def _report_backoff_s(attempts: int) -> float:
+    return float(min(settings.VENDURE_REPORT_BACKOFF_S * 2 ** (attempts - 1), settings.VENDURE_REPORT_BACKOFF_MAX_S))
+
+
+def _fulfillment_step_claim(now: datetime, **which: Any) -> FulfillmentStep | None:
+    """Take one due step for an attempt: attempts + 1, and the next attempt pushed past the
+    lease, committed before any call, so no other worker or sweep runs the same attempt."""
+    with transaction.atomic():
+        row = (
+            FulfillmentStep.objects.select_for_update(skip_locked=True)
+            .filter(state=FulfillmentStep.State.PENDING, next_attempt_at__lte=now, **which)
+            .order_by("next_attempt_at")
+            .first()
+        )
+        if row is None:
+            return None
+        row.attempts += 1
+        row.next_attempt_at = now + timedelta(seconds=_report_lease_s())
+        row.save(update_fields=["attempts", "next_attempt_at"])
+    return row
+
+
+def fulfillment_step_send(*, order_id: int, step: str, now: datetime | None = None) -> str | None:
+    """Report one step now if it is due; None when it is not (done, or another worker has it)."""
+    row = _fulfillment_step_claim(now or database_now(), order_id=order_id, step=step)
+    return _fulfillment_step_attempt(row) if row is not None else None
+
+
+def report_fulfillments_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Sweep: report every step whose attempt is due (new, retried, or left by a dead worker).
+
+    Steps are claimed one at a time through the partial index on due pending steps, with
+    SKIP LOCKED, so two sweeps (or a sweep and a nudge) share the work and never repeat it.
+    Returns how many steps were reported.
+    """
+    now = now or database_now()
+    stop_at = time.monotonic() + REPORT_SWEEP_BUDGET_S
+    reported = 0
+    for _ in range(limit):
+        row = _fulfillment_step_claim(now)
+        if row is None:
+            break
+        reported += _fulfillment_step_attempt(row) == FulfillmentStep.State.REPORTED
+        if time.monotonic() > stop_at:
+            break
+    return reported
+
+
+def _fulfillment_step_attempt(row: FulfillmentStep) -> str:
+    """Run a claimed attempt and record its outcome; returns the step's state afterwards."""
+    try:
+        outcome = fulfillment_report(order_id=row.order_id, step=row.step)
+    except VendureRejected as exc:
+        return _fulfillment_step_finish(row, FulfillmentStep.State.FAILED, error=str(exc))
+    except VendureUnavailable as exc:
+        if row.attempts > settings.VENDURE_REPORT_MAX_RETRIES:
+            return _fulfillment_step_finish(row, FulfillmentStep.State.FAILED, error=f"gave up after {row.attempts - 1} retries: {exc}")
+        retry_at = database_now() + timedelta(seconds=_report_backoff_s(row.attempts))
+        FulfillmentStep.objects.filter(pk=row.pk, state=FulfillmentStep.State.PENDING, attempts=row.attempts).update(
+            next_attempt_at=retry_at, last_error=str(exc)[:200]
+        )
+        logger.warning("report of %s for order %s failed (attempt %s), retrying: %s", row.step, row.order_id, row.attempts, exc)
+        return FulfillmentStep.State.PENDING
+    state = FulfillmentStep.State.SKIPPED if outcome == "skipped" else FulfillmentStep.State.REPORTED
+    return _fulfillment_step_finish(row, state)
+
+
+def _fulfillment_step_finish(row: FulfillmentStep, state: str, *, error: str = "") -> str:
+    """Close the step, if this attempt still holds it (a newer attempt records its own outcome)."""
+    with transaction.atomic():
+        closed = FulfillmentStep.objects.filter(pk=row.pk, state=FulfillmentStep.State.PENDING, attempts=row.attempts).update(
+            state=state, next_attempt_at=None, finished_at=database_now(), last_error=error[:200]
+        )
+        if closed and state == FulfillmentStep.State.FAILED:
+            fulfillment_report_failed(order_id=row.order_id, step=row.step, error=error)
+    return state

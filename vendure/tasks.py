@@ -1,29 +1,17 @@
-"""Celery tasks of the Vendure integration."""
+"""Celery tasks of the Vendure integration: thin wrappers over the services."""
 
-from celery import Task, shared_task
-from django.conf import settings
+from celery import shared_task
 
+from observability.tasks import sweep_task
 from vendure import services
-from vendure.admin_api import VendureRejected, VendureUnavailable
 
 
-@shared_task(
-    bind=True,
-    name="vendure.report_fulfillment_step",
-    autoretry_for=(VendureUnavailable,),
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=settings.VENDURE_REPORT_MAX_RETRIES,
-    ignore_result=True,
-)
-def report_fulfillment_step(self: Task, order_id: int, step: str) -> None:
-    try:
-        services.fulfillment_report(order_id=order_id, step=step)
-    except VendureRejected as exc:
-        services.fulfillment_report_failed(order_id=order_id, step=step, error=str(exc))
-    except VendureUnavailable as exc:
-        if self.request.retries >= (self.max_retries or 0):
-            services.fulfillment_report_failed(order_id=order_id, step=step, error=f"gave up after {self.request.retries} retries: {exc}")
-            return
-        raise
+@shared_task(name="vendure.report_fulfillment_step", ignore_result=True)
+def report_fulfillment_step(order_id: int, step: str) -> None:
+    """A nudge right after commit; the step's row and the sweep own the report."""
+    services.fulfillment_step_send(order_id=order_id, step=step)
+
+
+@sweep_task("vendure.report_fulfillments_due")
+def report_fulfillments_due() -> int:
+    return services.report_fulfillments_due()

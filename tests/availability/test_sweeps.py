@@ -6,6 +6,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import AuditEvent
 from availability import services
+from availability.tasks import end_breaks_due
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput
 from dispatch.models import Driver
 from rollout.services import rollout_set, switch_set
@@ -105,3 +106,18 @@ def test_a_deactivated_driver_cannot_come_back_online_until_reactivated():
     driver.user.is_active = True
     driver.user.save()
     assert services.driver_go_online(driver_id=driver.pk, actor=Actor.system("test")).availability == Driver.Availability.AVAILABLE
+
+
+def test_a_lost_switch_off_task_is_made_up_by_the_break_sweep(v2_availability_on, v2_driver, django_capture_on_commit_callbacks):
+    # given v2 availability switched off, and the task ending every break lost
+    driver = v2_driver()
+    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    with django_capture_on_commit_callbacks(execute=False):
+        switch_set(name="v2_availability", active=False, actor=ME)
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.ON_BREAK
+    # when the break sweep runs, long before the break's own end
+    end_breaks_due.apply()
+    # then the break is over, once
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
+    end_breaks_due.apply()
+    assert AuditEvent.objects.filter(kind="driver.break_ended").count() == 1

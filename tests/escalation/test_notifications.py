@@ -41,7 +41,7 @@ def committed(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def hooks():
+def hooks(outbound_to_loopback):
     receiver = HookReceiver()
     yield receiver
     receiver.close()
@@ -139,7 +139,7 @@ def test_a_notifier_answering_500_is_retried_with_backoff_until_it_works(dispatc
         notification = Notification.objects.get(channel_kind="slack")
         assert (notification.state, notification.attempts) == ("pending", 1)
         assert notification.next_attempt_at == at + timedelta(seconds=settings.ESCALATION_NOTIFY_BACKOFF_S)
-        assert "500" in notification.last_error
+        assert notification.last_error == "HTTP 500"
         assert services.send_notifications_due() == 0  # not due yet
         traveller.shift(timedelta(seconds=settings.ESCALATION_NOTIFY_BACKOFF_S))
         assert services.send_notifications_due() == 0  # the second attempt fails too; backoff doubles
@@ -200,7 +200,7 @@ def test_a_hanging_notifier_times_out_and_never_holds_up_an_assignment(ownership
     assert Order.objects.get(pk=order.pk).status == Order.Status.ASSIGNED
     notification = Notification.objects.get(channel_kind="slack", event="opened")
     assert notification.state == "pending"
-    assert "Timeout" in notification.last_error
+    assert notification.last_error == "timeout"
 
 
 def test_notifications_made_while_the_broker_is_down_are_sent_by_the_sweep(dispatchers, hooks, settings, django_capture_on_commit_callbacks):

@@ -118,3 +118,14 @@ def test_a_failing_sweep_is_recorded_and_raised(one_sweep_scheduled):
     run = SweepRun.objects.get(name="offers.expire_offers_due")
     assert (run.last_finished_at, run.runs) == (None, 1)
     assert "database went away" in run.last_error
+
+
+def test_readyz_names_a_failing_sweeps_error_by_its_kind_only(client, one_sweep_scheduled, private_redis):
+    def broken():
+        raise RuntimeError("could not reach postgres://dispatch:PLANTED-SECRET-1f3a-db@10.0.0.5/dispatch")
+
+    with pytest.raises(RuntimeError):
+        sweep_run("offers.expire_offers_due", broken)
+    response = client.get("/readyz")
+    assert response.json()["checks"]["sweeps"]["sweeps"]["offers.expire_offers_due"]["last_error"] == "RuntimeError"
+    assert b"PLANTED-SECRET" not in response.content and b"10.0.0.5" not in response.content

@@ -51,6 +51,39 @@ def test_metrics_refuse_the_public_and_answer_the_scraper(client, settings):
     assert client.post("/metrics").status_code == 405
 
 
+@pytest.mark.django_db
+def test_with_no_allowed_network_only_the_token_opens_metrics_even_from_loopback(client, settings):
+    # what production gets by default: a proxy on the same host makes every visitor 127.0.0.1
+    settings.METRICS_TOKEN = "scrape-token-0123456789"
+    settings.METRICS_ALLOWED_NETWORKS = []
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION="Bearer scrape-token-0123456789").status_code == 200
+
+
+def allowed_networks_of(extra_env):
+    """METRICS_ALLOWED_NETWORKS as a fresh process computes it from the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "METRICS_ALLOWED_IPS")}
+    env.update(extra_env)
+    script = "import django; django.setup(); from django.conf import settings; print(sorted(str(n) for n in settings.METRICS_ALLOWED_NETWORKS))"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, cwd=os.getcwd(), timeout=60)
+    return result.stdout.strip().splitlines()[-1]
+
+
+PRODUCTION = {
+    "DISPATCH_ENV": "production",
+    "DJANGO_SECRET_KEY": "x" * 60,
+    "DJANGO_ALLOWED_HOSTS": "dispatch.example.com",
+    "DJANGO_SETTINGS_MODULE": "dispatch.settings",
+}
+
+
+def test_in_production_no_address_may_scrape_without_the_token_unless_configured():
+    assert allowed_networks_of(PRODUCTION) == "[]"
+    assert allowed_networks_of({**PRODUCTION, "METRICS_ALLOWED_IPS": "10.0.5.0/24"}) == "['10.0.5.0/24']"
+    assert allowed_networks_of({"DJANGO_SETTINGS_MODULE": "dispatch.settings"}) == "['127.0.0.1/32', '::1/128']"  # development
+
+
 @pytest.mark.django_db(transaction=True)
 def test_metrics_follow_a_scripted_scenario_exactly(client, ownership, v2_offers_on, v2_driver, settings):
     zone = ZoneFactory()

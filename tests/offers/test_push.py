@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from dispatch.models import Driver
 from offers.models import DriverSocket, Offer
 from offers.push import push_if_not_connected
 from tests.factories import ShopChannelFactory, ZoneFactory
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 
 
 @pytest.fixture
-def gateway():
+def gateway(outbound_to_loopback):
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -86,3 +87,52 @@ def test_the_log_backend_is_the_default(offer, caplog):
     with caplog.at_level(logging.INFO, logger="offers.push"):
         push_if_not_connected(offer)
     assert f"push to driver {offer.driver_id}" in caplog.text
+
+
+def web_push_subscription(endpoint):
+    """A browser's Web Push subscription (its own key pair and auth secret) for `endpoint`."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
+
+
+@pytest.fixture
+def web_push(settings):
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    # The VAPID key as pywebpush reads it from a string: base64 of its DER form.
+    der = ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    settings.DISPATCH_PUSH_BACKEND = "offers.push.WebPushBackend"
+    settings.DISPATCH_WEBPUSH_VAPID_PRIVATE_KEY = base64.urlsafe_b64encode(der).decode()
+
+
+def test_web_push_goes_to_the_subscription_endpoint_through_the_checked_path(offer, gateway, web_push):
+    url, received = gateway
+    Driver.objects.filter(pk=offer.driver_id).update(push_subscription=web_push_subscription(url))
+    offer.driver.refresh_from_db()
+    push_if_not_connected(offer)
+    [(body, headers)] = received
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert headers["content-encoding"] == "aes128gcm" and headers["authorization"].startswith("vapid ")
+    assert body  # encrypted for the subscription's keys
+
+
+def test_a_driver_cannot_make_web_push_call_an_internal_address(offer, web_push, caplog):
+    # The endpoint comes from the driver's app: it must not reach the server's own network.
+    for endpoint in ("http://127.0.0.1:9/push", "http://169.254.169.254/latest/meta-data/", "http://2130706433/push"):
+        Driver.objects.filter(pk=offer.driver_id).update(push_subscription=web_push_subscription(endpoint))
+        offer.driver.refresh_from_db()
+        caplog.clear()
+        push_if_not_connected(offer)  # does not raise
+        assert f"push to driver {offer.driver_id} failed (New delivery offer): address not allowed" in caplog.text

@@ -11,6 +11,7 @@ from dispatch.models import Driver, Order
 from offers import services
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
+from offers.tasks import expire_offers_due
 from rollout.services import switch_set
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import order_intake, receive_order
@@ -124,6 +125,32 @@ def test_switching_offers_off_withdraws_pending_offers_and_assigns_the_v1_way(ch
     assert (flip.before, flip.after, flip.actor_label) == ({"active": True}, {"active": False}, "test ops")
     with pytest.raises(OfferWithdrawn):
         services.offer_accept(offer_id=offer.pk, driver=driver)
+
+
+def test_a_lost_switch_off_task_is_made_up_by_the_expiry_sweep(channel, v2_driver, django_capture_on_commit_callbacks):
+    # given offers switched off, and the withdrawal task lost (never run after the commit)
+    driver = v2_driver()
+    order = receive_order(channel)
+    offer = pending(order)
+    with django_capture_on_commit_callbacks(execute=False):
+        switch_set(name="v2_offers", active=False, actor=STAFF)
+    assert Offer.objects.get(pk=offer.pk).state == Offer.State.PENDING
+    # when the expiry sweep runs (long before the offer's own deadline)
+    expire_offers_due.apply()
+    # then the offer is withdrawn and the order assigned the v1 way, once
+    offer.refresh_from_db()
+    order.refresh_from_db()
+    assert (offer.state, offer.withdrawn_reason) == (Offer.State.WITHDRAWN, Offer.WithdrawnReason.SWITCHED_OFF)
+    assert (order.status, order.driver) == (Order.Status.ASSIGNED, driver)
+    expire_offers_due.apply()
+    assert AuditEvent.objects.filter(kind="offer.withdrawn").count() == 1
+
+
+def test_the_expiry_sweep_leaves_offers_alone_while_the_switch_is_on(channel, v2_driver):
+    v2_driver()
+    offer = pending(receive_order(channel))
+    expire_offers_due.apply()
+    assert Offer.objects.get(pk=offer.pk).state == Offer.State.PENDING
 
 
 def test_cancelling_the_order_withdraws_its_offer(channel, v2_driver):
