@@ -8,7 +8,6 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
@@ -52,11 +51,8 @@ def intake_from_vendure(order: dict[str, Any], *, received_at: datetime) -> disp
     customer = order["customer"]
     custom = order.get("customFields") or {}
     name = " ".join(part for part in (customer.get("firstName"), customer.get("lastName")) if part) or address.get("fullName") or ""
-    promised_at = None
-    if isinstance(custom.get("promisedDeliveryAt"), str):
-        promised_at = parse_datetime(custom["promisedDeliveryAt"])
-    if promised_at is None:
-        promised_at = received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
+    # Validated (a real moment, with its zone, in range) by OrderCustomFieldsSerializer.
+    promised_at = custom.get("promisedDeliveryAt") or received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
     lines = [{"id": line["id"], "quantity": line["quantity"], "productVariant": dict(line["productVariant"])} for line in order["lines"]]
     return dispatch_services.OrderIntake(
         vendure_order_id=order["id"],
