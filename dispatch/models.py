@@ -1,13 +1,25 @@
+import math
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from dispatch import limits
 from dispatch.geometry import area_contains, parse_area
 
-LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
-LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
+
+def validate_finite(value: float) -> None:
+    # Min/MaxValueValidator let NaN through: every comparison with NaN is false.
+    if value is not None and not math.isfinite(value):
+        raise ValidationError("Must be a finite number.")
+
+
+LATITUDE: list[Callable[[Any], None]] = [validate_finite, MinValueValidator(-90), MaxValueValidator(90)]
+LONGITUDE: list[Callable[[Any], None]] = [validate_finite, MinValueValidator(-180), MaxValueValidator(180)]
 
 
 def validate_area(value: object) -> None:
@@ -65,6 +77,15 @@ class Zone(models.Model):
         return max(matches, default=0)
 
 
+# MinValueValidator and MaxValueValidator (not a function of our own): the frozen v1 schema
+# shows their bounds.
+DRIVER_CAPACITY_MESSAGE = f"A driver's capacity must be at least {limits.DRIVER_CAPACITY_MIN} and at most {limits.DRIVER_CAPACITY_MAX} orders."
+DRIVER_CAPACITY = [
+    MinValueValidator(limits.DRIVER_CAPACITY_MIN, message=DRIVER_CAPACITY_MESSAGE),
+    MaxValueValidator(limits.DRIVER_CAPACITY_MAX, message=DRIVER_CAPACITY_MESSAGE),
+]
+
+
 class ShopChannel(models.Model):
     """A Vendure channel that sends orders: its token, webhook secret and pickup point."""
 
@@ -105,11 +126,11 @@ class Driver(models.Model):
         ON_BREAK = "on_break", "On a break"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="driver")
-    name = models.CharField(max_length=150)
-    phone = models.CharField(max_length=32)
+    name = models.CharField(max_length=limits.DRIVER_NAME_MAX_LENGTH, validators=[limits.validate_storable_text])
+    phone = models.CharField(max_length=limits.DRIVER_PHONE_MAX_LENGTH, validators=[limits.validate_storable_text])
     vehicle = models.CharField(max_length=16, choices=Vehicle.choices, default=Vehicle.BICYCLE)
     zones = models.ManyToManyField(Zone, related_name="drivers", blank=True)
-    capacity = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    capacity = models.PositiveSmallIntegerField(default=1, validators=DRIVER_CAPACITY)
     active_order_count = models.PositiveSmallIntegerField(default=0, editable=False)
     availability = models.CharField(max_length=16, choices=Availability.choices, default=Availability.OFFLINE)
     availability_changed_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -90,7 +90,7 @@ class OrderSerializer(serializers.Serializer):
     totalWithTax = money_minor()
     customer = CustomerSerializer()
     shippingAddress = ShippingAddressSerializer()
-    lines = OrderLineSerializer(many=True, allow_empty=False, max_length=ORDER_LINES_MAX)
+    lines: serializers.ListSerializer = serializers.ListSerializer(child=OrderLineSerializer(), allow_empty=False, max_length=ORDER_LINES_MAX)
     customFields = OrderCustomFieldsSerializer(required=False, allow_null=True)
 
 
