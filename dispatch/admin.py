@@ -1,9 +1,11 @@
 """The ops console: zones, shops, drivers and orders. Every change goes through a service."""
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -47,8 +49,23 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class EscapedJSONFormField(forms.JSONField):
+    """Django's JSON form field, showing the value back escaped to ASCII.
+
+    Django shows a refused value with ensure_ascii=False: a lone surrogate typed as `\\udc00`
+    then makes the error page itself unencodable, a 500 instead of the form error.
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, cls=self.encoder)
+
+
 class ServiceSavedAdmin(admin.ModelAdmin):
     """Saves and deletes through services, so each edit (inline rows too) is audited with the staff user."""
+
+    formfield_overrides = {models.JSONField: {"form_class": EscapedJSONFormField}}
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
         m2m_after = {name: [str(v) for v in form.cleaned_data[name]] for name in form.changed_data if obj._meta.get_field(name).many_to_many}

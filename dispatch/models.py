@@ -23,17 +23,37 @@ LONGITUDE: list[Callable[[Any], None]] = [validate_finite, MinValueValidator(-18
 
 
 def validate_area(value: object) -> None:
+    """A zone area dispatch can store and test every order against at a bounded cost."""
     if value is None:
         return
+    # Walked before shapely sees it: a 100,000-vertex polygon is refused without being built.
+    problem = limits.json_problem(value, max_depth=8, max_items=4 * limits.ZONE_AREA_MAX_VERTICES + 100)
+    if problem:
+        raise ValidationError(f"The zone area {problem}.")
     try:
-        parse_area(value)  # type: ignore[arg-type]
+        geometry = parse_area(value)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
+    polygons = list(getattr(geometry, "geoms", [geometry]))
+    if len(polygons) > limits.ZONE_AREA_MAX_POLYGONS:
+        raise ValidationError(f"The zone area has {len(polygons)} polygons; at most {limits.ZONE_AREA_MAX_POLYGONS}.")
+    vertices = sum(len(p.exterior.coords) + sum(len(ring.coords) for ring in p.interiors) for p in polygons)
+    if vertices > limits.ZONE_AREA_MAX_VERTICES:
+        raise ValidationError(f"The zone area has {vertices} vertices; at most {limits.ZONE_AREA_MAX_VERTICES}.")
+    west, south, east, north = geometry.bounds
+    if not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
+        raise ValidationError("The zone area's coordinates are [longitude, latitude]: longitude within -180..180, latitude within -90..90.")
 
 
 def validate_postal_prefixes(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
         raise ValidationError("postal code prefixes must be a list of non-empty strings")
+    if len(value) > limits.ZONE_POSTAL_PREFIXES_MAX:
+        raise ValidationError(f"at most {limits.ZONE_POSTAL_PREFIXES_MAX} postal code prefixes")
+    for prefix in value:
+        problem = limits.storable_text_problem(prefix)
+        if problem or len(prefix) > limits.POSTAL_PREFIX_MAX_LENGTH:
+            raise ValidationError(f"a postal code prefix is at most {limits.POSTAL_PREFIX_MAX_LENGTH} characters, with no NUL or lone surrogate")
 
 
 class Zone(models.Model):
@@ -56,10 +76,18 @@ class Zone(models.Model):
     is_active = models.BooleanField(default=True)
     # The zone's colour on the health dashboard: amber or red once its oldest waiting order has
     # waited this long, or this many orders wait.
-    health_amber_wait_s = models.PositiveIntegerField(default=120, help_text="Amber when the oldest waiting order has waited this long")
-    health_red_wait_s = models.PositiveIntegerField(default=600, help_text="Red when the oldest waiting order has waited this long")
-    health_amber_waiting = models.PositiveSmallIntegerField(default=3, help_text="Amber when this many orders wait for a driver")
-    health_red_waiting = models.PositiveSmallIntegerField(default=10, help_text="Red when this many orders wait for a driver")
+    health_amber_wait_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], default=120, help_text="Amber when the oldest waiting order has waited this long"
+    )
+    health_red_wait_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], default=600, help_text="Red when the oldest waiting order has waited this long"
+    )
+    health_amber_waiting = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(limits.COUNT_MAX)], default=3, help_text="Amber when this many orders wait for a driver"
+    )
+    health_red_waiting = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(limits.COUNT_MAX)], default=10, help_text="Red when this many orders wait for a driver"
+    )
 
     class Meta:
         ordering = ["name"]
