@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from audit.selectors import is_plain_id
 
 
 @admin.register(AuditEvent)
@@ -36,7 +37,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         # Deep links from an order or driver page: ?order_id=<pk> / ?driver_id=<pk>.
         for key in ("order_id", "driver_id"):
             value = request.GET.get(key, "")
-            if value.isdigit():
+            if is_plain_id(value):
                 queryset = queryset.filter(**{key: int(value)})
         return queryset
 

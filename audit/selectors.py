@@ -23,7 +23,8 @@ class CursorInvalid(ValueError):
     """A page cursor that was not made by us (edited or cut short)."""
 
 
-def _is_plain_number(text: str) -> bool:
+def is_plain_id(text: str) -> bool:
+    """Whether a search term is an id: ASCII digits that fit a bigint."""
     # str.isdigit() is true for "²" too, which int() refuses: ASCII digits only, and no
     # longer than a bigint (a longer one matches no id anyway).
     return text.isascii() and text.isdigit() and len(text) <= 18
@@ -37,7 +38,7 @@ def cursor_decode(value: str) -> tuple[datetime, int]:
     try:
         occurred_at, _, event_id = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
         moment = parse_datetime(occurred_at)
-        if moment is None or not _is_plain_number(event_id):
+        if moment is None or not is_plain_id(event_id):
             raise ValueError
     except (ValueError, UnicodeDecodeError) as exc:
         raise CursorInvalid("The page cursor is not valid; start the search again.") from exc
@@ -51,7 +52,7 @@ def audit_events_matching(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     order = filters.get("order")
     if order:
         by_code = Q(order_code=order)
-        events = events.filter(by_code | Q(order_id=int(order)) if _is_plain_number(order) else by_code)
+        events = events.filter(by_code | Q(order_id=int(order)) if is_plain_id(order) else by_code)
     if filters.get("driver"):
         events = events.filter(driver_id=filters["driver"])
     if filters.get("since"):

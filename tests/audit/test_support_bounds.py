@@ -121,3 +121,8 @@ def test_the_export_is_read_lazily_in_chunks_and_stops_at_the_row_limit(support,
     reads = [q["sql"] for q in streaming.captured_queries if "audit_auditevent" in q["sql"]]
     assert len(reads) == 1 and "LIMIT 25" in reads[0]
     assert len(list(csv.DictReader(io.StringIO(body)))) == 25
+
+
+@pytest.mark.parametrize("query", ["order_id=%C2%B2", "driver_id=%C2%B2", "order_id=" + "9" * 40])
+def test_the_audit_trail_in_admin_takes_a_deep_link_that_is_no_id_without_a_500(support, query):
+    assert support.get(f"/admin/audit/auditevent/?{query}").status_code in (200, 302)
