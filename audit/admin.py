@@ -5,10 +5,11 @@ from django.http import HttpRequest
 
 from audit.models import AuditEvent
 from audit.selectors import is_plain_id
+from dispatch.admin import LookupsCheckedAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(LookupsCheckedAdmin):
     list_display = ["occurred_at", "kind", "actor", "subject", "order_code", "change", "correlation_id"]
     list_filter = ["kind", "actor_kind", "subject_type"]
     search_fields = ["order_code", "correlation_id", "subject_id", "actor_label", "=order_id", "=driver_id"]

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -23,7 +24,25 @@ admin.site.site_title = "Dispatch ops"
 admin.site.index_title = "Zones, drivers, orders and the audit trail"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class LookupsCheckedAdmin(admin.ModelAdmin):
+    """A list whose query-string filters cannot make a 500.
+
+    Django's admin filters any field from the query string (`?placed_at__year=99999`) and
+    catches bad values while building the filter, but a year past 9999 fails only when the
+    query runs (counting the results, still while the list is built). That is answered the
+    way Django answers every other bad lookup: a redirect to the list with `?e=1`.
+    """
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)
+        except (ValueError, OverflowError) as exc:
+            if not request.GET:
+                raise  # no lookup in the query string: a bug of ours, not a bad filter
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class ReadOnlyAdmin(LookupsCheckedAdmin):
     """Records written only by services (offers, webhook deliveries, sweep runs): shown, never edited."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -62,7 +81,7 @@ class EscapedJSONFormField(forms.JSONField):
         return json.dumps(value, cls=self.encoder)
 
 
-class ServiceSavedAdmin(admin.ModelAdmin):
+class ServiceSavedAdmin(LookupsCheckedAdmin):
     """Saves and deletes through services, so each edit (inline rows too) is audited with the staff user."""
 
     formfield_overrides = {models.JSONField: {"form_class": EscapedJSONFormField}}
@@ -207,7 +226,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Order)
-class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
+class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     list_display = ["code", "channel", "zone", "status", "driver", "customer_name", "fee", "received_at", "status_changed_at", "promised_at"]
     list_filter = ["status", "zone", "channel", "waiting_reason"]
     search_fields = ["code", "vendure_order_id", "customer_name", "customer_phone", "driver__name"]
