@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
+from dispatch import limits
 from dispatch import services as dispatch_services
 from dispatch.errors import IllegalTransition, InvalidInput
 from dispatch.models import Order, ShopChannel
@@ -26,7 +27,10 @@ Outcome = WebhookEvent.Outcome
 
 def webhook_authenticate(*, channel_token: str, signature: str, body: bytes) -> ShopChannel:
     """The channel that signed this body; SignatureRefused when the delivery is not trusted."""
-    channel = ShopChannel.objects.filter(token=channel_token, is_active=True).first() if channel_token else None
+    # A token no column could hold (NUL, lone surrogate, too long) names no channel; PostgreSQL
+    # would refuse even to compare it.
+    is_usable = bool(channel_token) and len(channel_token) <= 128 and limits.storable_text_problem(channel_token) is None
+    channel = ShopChannel.objects.filter(token=channel_token, is_active=True).first() if is_usable else None
     if channel is None:
         raise SignatureRefused("unknown or missing channel (X-Dispatch-Channel)")
     if not signature:

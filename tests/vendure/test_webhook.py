@@ -349,3 +349,20 @@ def test_a_promised_delivery_time_with_its_zone_is_kept(client, channel):
     event["order"]["customFields"]["loyaltyTier"] = {"a shop's own field": ["ignored", "never stored"]}
     assert post_webhook(client, channel, event).status_code == 200
     assert Order.objects.get().promised_at == promised
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Dispatch-Signature": "t=²,v1=abc"},  # a digit to str.isdigit(), not to int(): a 500 before
+        {"X-Dispatch-Signature": "t=" + "9" * 5000 + ",v1=abc"},  # too long for int(): a 500 before
+        {"X-Dispatch-Signature": "t=" + "9" * 400 + ",v1=abc"},  # too large for a float: a 500 before
+        {"X-Dispatch-Channel": "demo\x00channel"},  # PostgreSQL refuses NUL even in a comparison: a 500 before
+    ],
+    ids=["superscript-digit", "5000-digit-time", "400-digit-time", "nul-in-channel"],
+)
+def test_unusable_signature_headers_get_401_and_store_nothing(channel, headers):
+    response = post_webhook(Client(raise_request_exception=False), channel, ready_event(), headers=headers)
+    assert response.status_code == 401, response.content
+    assert json_body(response)["code"] == "unauthenticated"
+    assert nothing_stored()

@@ -22,7 +22,7 @@ ASGI_APP = "dispatch.asgi:application"
 
 
 def port_number(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if not (value.isascii() and value.isdigit() and len(value) <= 5 and 1 <= int(value) <= 65535):
         raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535 (got {value!r})")
     return int(value)
 
