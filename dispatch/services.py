@@ -557,6 +557,9 @@ def driver_create(
     # The model's own field validators are the one definition of a valid driver: the admin
     # form runs the same ones.
     _valid_or_refuse(Driver(name=name, phone=phone, capacity=capacity, vehicle=vehicle), exclude=["user"])
+    unusable = [slug for slug in zone_slugs if len(slug) > 50 or limits.storable_text_problem(slug)]
+    if unusable:
+        raise InvalidInput(f"unknown zone(s): {', '.join(map(ascii, unusable))}", zones=[ascii(slug) for slug in unusable])
     zones = list(Zone.objects.filter(slug__in=zone_slugs))
     missing = sorted(set(zone_slugs) - {z.slug for z in zones})
     if missing:

@@ -70,6 +70,8 @@ def test_create_driver_refuses_bad_input_and_stores_nothing(extra, message):
         (["--name", "Ko\udcfffi"], "surrogate"),  # what Python makes of argv bytes that are not UTF-8
         (["--username", "u" * 151], "username"),
         (["--username", "has spaces"], "username"),
+        (["--zone", "mi\x00tte"], "unknown zone"),  # PostgreSQL refuses NUL even in a query: a traceback before
+        (["--zone", "mi\udcfftte"], "unknown zone"),
     ],
 )
 def test_create_driver_refuses_out_of_range_input_and_stores_nothing(extra, message):
@@ -145,6 +147,7 @@ def test_serve_refuses_a_port_that_is_not_one_before_starting_anything(port):
         (["--duration", "nan"], "duration"),
         (["--duration", "-5"], "duration"),
         (["--accept-probability", "nan"], "accept-probability"),
+        (["--shop", "demo\x00channel"], "no shop channel"),
     ],
 )
 def test_simulate_refuses_numbers_it_cannot_run_with(args, message):

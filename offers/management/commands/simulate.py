@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.authtoken.models import Token
 
+from dispatch.limits import storable_text_problem
 from dispatch.models import Driver, ShopChannel, Zone
 from offers.simulation import Settings, SimulatedDriver, run_driver, run_shop
 
@@ -31,6 +32,8 @@ class Command(BaseCommand):
             raise CommandError("--drivers must be 0 or more and --orders-per-minute above 0 and at most 6000")
         if not 0 <= options["duration"] < math.inf:
             raise CommandError("--duration is a number of seconds, 0 or more (0 runs until Ctrl-C)")
+        if storable_text_problem(options["shop"]):
+            raise CommandError(f"no shop channel {options['shop']!a}: a channel token {storable_text_problem(options['shop'])}")
         channel = ShopChannel.objects.filter(token=options["shop"]).first()
         if channel is None:
             raise CommandError(f"no shop channel {options['shop']!r}: run `manage.py load_demo` first")
