@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from audit.selectors import is_plain_id
+from dispatch.admin import LookupsCheckedAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(LookupsCheckedAdmin):
     list_display = ["occurred_at", "kind", "actor", "subject", "order_code", "change", "correlation_id"]
     list_filter = ["kind", "actor_kind", "subject_type"]
     search_fields = ["order_code", "correlation_id", "subject_id", "actor_label", "=order_id", "=driver_id"]
@@ -36,7 +38,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         # Deep links from an order or driver page: ?order_id=<pk> / ?driver_id=<pk>.
         for key in ("order_id", "driver_id"):
             value = request.GET.get(key, "")
-            if value.isdigit():
+            if is_plain_id(value):
                 queryset = queryset.filter(**{key: int(value)})
         return queryset
 

@@ -17,7 +17,7 @@ class AuditSearchForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150, help_text="Who did it: a user name, a driver's name, a shop, dispatch")
     zone = forms.ModelChoiceField(queryset=Zone.objects.order_by("name"), to_field_name="slug", required=False, empty_label="any zone")
     correlation_id = forms.CharField(required=False, max_length=64, label="Correlation id")
-    cursor = forms.CharField(required=False, widget=forms.HiddenInput)
+    cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
     def clean_cursor(self) -> Any:
         value = self.cleaned_data["cursor"]

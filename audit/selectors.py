@@ -16,10 +16,18 @@ from django.utils.dateparse import parse_datetime
 from audit.models import AuditEvent
 
 PAGE_SIZE = 50
+STORY_PAGE_SIZE = 500
 
 
 class CursorInvalid(ValueError):
     """A page cursor that was not made by us (edited or cut short)."""
+
+
+def is_plain_id(text: str) -> bool:
+    """Whether a search term is an id: ASCII digits that fit a bigint."""
+    # str.isdigit() is true for "²" too, which int() refuses: ASCII digits only, and no
+    # longer than a bigint (a longer one matches no id anyway).
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def cursor_encode(event: AuditEvent) -> str:
@@ -30,7 +38,7 @@ def cursor_decode(value: str) -> tuple[datetime, int]:
     try:
         occurred_at, _, event_id = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
         moment = parse_datetime(occurred_at)
-        if moment is None or not event_id.isdigit():
+        if moment is None or not is_plain_id(event_id):
             raise ValueError
     except (ValueError, UnicodeDecodeError) as exc:
         raise CursorInvalid("The page cursor is not valid; start the search again.") from exc
@@ -44,7 +52,7 @@ def audit_events_matching(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     order = filters.get("order")
     if order:
         by_code = Q(order_code=order)
-        events = events.filter(by_code | Q(order_id=int(order)) if order.isdigit() else by_code)
+        events = events.filter(by_code | Q(order_id=int(order)) if is_plain_id(order) else by_code)
     if filters.get("driver"):
         events = events.filter(driver_id=filters["driver"])
     if filters.get("since"):
@@ -83,13 +91,25 @@ class StoryStep:
     since_previous: timedelta | None
 
 
-def order_story(order_id: int) -> list[StoryStep]:
+@dataclass(frozen=True)
+class Story:
+    steps: list[StoryStep]
+    # Where the next page starts, when the order has more events than one page shows.
+    next_cursor: str | None
+
+
+def order_story(order_id: int, after: tuple[datetime, int] | None = None, size: int = STORY_PAGE_SIZE) -> Story:
     """Every event of the order and of its offers, escalations and notifications, oldest first,
-    with the time since the step before."""
-    events = list(AuditEvent.objects.filter(order_id=order_id).order_by("occurred_at", "id"))
+    with the time since the step before; at most `size` of them from the cursor's (time, id) on,
+    so an order with 100,000 events is read and drawn a page at a time."""
+    events = AuditEvent.objects.filter(order_id=order_id)
+    previous_at = None
+    if after is not None:
+        previous_at, event_id = after
+        events = events.filter(Q(occurred_at__gt=previous_at) | Q(occurred_at=previous_at, id__gt=event_id))
+    rows = list(events.order_by("occurred_at", "id")[: size + 1])
     steps = []
-    previous: AuditEvent | None = None
-    for event in events:
-        steps.append(StoryStep(event, event.occurred_at - previous.occurred_at if previous else None))
-        previous = event
-    return steps
+    for event in rows[:size]:
+        steps.append(StoryStep(event, event.occurred_at - previous_at if previous_at else None))
+        previous_at = event.occurred_at
+    return Story(steps, cursor_encode(rows[size - 1]) if len(rows) > size else None)

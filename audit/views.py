@@ -56,10 +56,25 @@ def audit_search(request: HttpRequest) -> HttpResponse:
 @require_safe
 @staff_group_required(SUPPORT_READERS)
 def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
+    after = None
+    if request.GET.get("after"):
+        try:
+            after = selectors.cursor_decode(request.GET["after"][:200])
+        except selectors.CursorInvalid as exc:
+            return HttpResponse(f"{exc}\n", status=400, content_type="text/plain; charset=utf-8")
     order = Order.objects.select_related("zone", "driver", "channel").filter(pk=order_id).first()
-    steps = selectors.order_story(order_id)
-    status = 200 if order is not None or steps else 404
-    return render(request, "staff/order_timeline.html", {"order": order, "order_id": order_id, "steps": steps, "section": "support"}, status=status)
+    story = selectors.order_story(order_id, after)
+    status = 200 if order is not None or story.steps else 404
+    context = {
+        "order": order,
+        "order_id": order_id,
+        "steps": story.steps,
+        "next_cursor": story.next_cursor,
+        "is_continued": after is not None,
+        "page_size": selectors.STORY_PAGE_SIZE,
+        "section": "support",
+    }
+    return render(request, "staff/order_timeline.html", context, status=status)
 
 
 class _Echo:

@@ -1,9 +1,12 @@
 """The ops console: zones, shops, drivers and orders. Every change goes through a service."""
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,7 +26,25 @@ admin.site.site_title = "Dispatch ops"
 admin.site.index_title = "Zones, drivers, orders and the audit trail"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class LookupsCheckedAdmin(admin.ModelAdmin):
+    """A list whose query-string filters cannot make a 500.
+
+    Django's admin filters any field from the query string (`?placed_at__year=99999`) and
+    catches bad values while building the filter, but a year past 9999 fails only when the
+    query runs (counting the results, still while the list is built). That is answered the
+    way Django answers every other bad lookup: a redirect to the list with `?e=1`.
+    """
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)
+        except (ValueError, OverflowError) as exc:
+            if not request.GET:
+                raise  # no lookup in the query string: a bug of ours, not a bad filter
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class ReadOnlyAdmin(LookupsCheckedAdmin):
     """Records written only by services (offers, webhook deliveries, sweep runs): shown, never edited."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -49,8 +70,23 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class ServiceSavedAdmin(admin.ModelAdmin):
+class EscapedJSONFormField(forms.JSONField):
+    """Django's JSON form field, showing the value back escaped to ASCII.
+
+    Django shows a refused value with ensure_ascii=False: a lone surrogate typed as `\\udc00`
+    then makes the error page itself unencodable, a 500 instead of the form error.
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, cls=self.encoder)
+
+
+class ServiceSavedAdmin(LookupsCheckedAdmin):
     """Saves and deletes through services, so each edit (inline rows too) is audited with the staff user."""
+
+    formfield_overrides = {models.JSONField: {"form_class": EscapedJSONFormField}}
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
         m2m_after = {name: [str(v) for v in form.cleaned_data[name]] for name in form.changed_data if obj._meta.get_field(name).many_to_many}
@@ -234,7 +270,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Order)
-class OrderAdmin(ActionFormMixin, admin.ModelAdmin):
+class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     list_display = ["code", "channel", "zone", "status", "driver", "customer_name", "fee", "received_at", "status_changed_at", "promised_at"]
     list_filter = ["status", "zone", "channel", "waiting_reason"]
     search_fields = ["code", "vendure_order_id", "customer_name", "customer_phone", "driver__name"]

@@ -1,3 +1,7 @@
+import math
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -5,24 +9,52 @@ from django.db import models
 from django.db.models import F, Q
 from rest_framework.authtoken.models import TokenProxy
 
+from dispatch import limits
 from dispatch.geometry import area_contains, parse_area
 
-LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
-LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
+
+def validate_finite(value: float) -> None:
+    # Min/MaxValueValidator let NaN through: every comparison with NaN is false.
+    if value is not None and not math.isfinite(value):
+        raise ValidationError("Must be a finite number.")
+
+
+LATITUDE: list[Callable[[Any], None]] = [validate_finite, MinValueValidator(-90), MaxValueValidator(90)]
+LONGITUDE: list[Callable[[Any], None]] = [validate_finite, MinValueValidator(-180), MaxValueValidator(180)]
 
 
 def validate_area(value: object) -> None:
+    """A zone area dispatch can store and test every order against at a bounded cost."""
     if value is None:
         return
+    # Walked before shapely sees it: a 100,000-vertex polygon is refused without being built.
+    problem = limits.json_problem(value, max_depth=8, max_items=4 * limits.ZONE_AREA_MAX_VERTICES + 100)
+    if problem:
+        raise ValidationError(f"The zone area {problem}.")
     try:
-        parse_area(value)  # type: ignore[arg-type]
+        geometry = parse_area(value)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
+    polygons = list(getattr(geometry, "geoms", [geometry]))
+    if len(polygons) > limits.ZONE_AREA_MAX_POLYGONS:
+        raise ValidationError(f"The zone area has {len(polygons)} polygons; at most {limits.ZONE_AREA_MAX_POLYGONS}.")
+    vertices = sum(len(p.exterior.coords) + sum(len(ring.coords) for ring in p.interiors) for p in polygons)
+    if vertices > limits.ZONE_AREA_MAX_VERTICES:
+        raise ValidationError(f"The zone area has {vertices} vertices; at most {limits.ZONE_AREA_MAX_VERTICES}.")
+    west, south, east, north = geometry.bounds
+    if not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
+        raise ValidationError("The zone area's coordinates are [longitude, latitude]: longitude within -180..180, latitude within -90..90.")
 
 
 def validate_postal_prefixes(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
         raise ValidationError("postal code prefixes must be a list of non-empty strings")
+    if len(value) > limits.ZONE_POSTAL_PREFIXES_MAX:
+        raise ValidationError(f"at most {limits.ZONE_POSTAL_PREFIXES_MAX} postal code prefixes")
+    for prefix in value:
+        problem = limits.storable_text_problem(prefix)
+        if problem or len(prefix) > limits.POSTAL_PREFIX_MAX_LENGTH:
+            raise ValidationError(f"a postal code prefix is at most {limits.POSTAL_PREFIX_MAX_LENGTH} characters, with no NUL or lone surrogate")
 
 
 class Zone(models.Model):
@@ -45,10 +77,18 @@ class Zone(models.Model):
     is_active = models.BooleanField(default=True)
     # The zone's colour on the health dashboard: amber or red once its oldest waiting order has
     # waited this long, or this many orders wait.
-    health_amber_wait_s = models.PositiveIntegerField(default=120, help_text="Amber when the oldest waiting order has waited this long")
-    health_red_wait_s = models.PositiveIntegerField(default=600, help_text="Red when the oldest waiting order has waited this long")
-    health_amber_waiting = models.PositiveSmallIntegerField(default=3, help_text="Amber when this many orders wait for a driver")
-    health_red_waiting = models.PositiveSmallIntegerField(default=10, help_text="Red when this many orders wait for a driver")
+    health_amber_wait_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], default=120, help_text="Amber when the oldest waiting order has waited this long"
+    )
+    health_red_wait_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], default=600, help_text="Red when the oldest waiting order has waited this long"
+    )
+    health_amber_waiting = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(limits.COUNT_MAX)], default=3, help_text="Amber when this many orders wait for a driver"
+    )
+    health_red_waiting = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(limits.COUNT_MAX)], default=10, help_text="Red when this many orders wait for a driver"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -64,6 +104,15 @@ class Zone(models.Model):
         code = postal_code.replace(" ", "").upper()
         matches = [len(p) for p in self.postal_code_prefixes if code.startswith(p.replace(" ", "").upper())]
         return max(matches, default=0)
+
+
+# MinValueValidator and MaxValueValidator (not a function of our own): the frozen v1 schema
+# shows their bounds.
+DRIVER_CAPACITY_MESSAGE = f"A driver's capacity must be at least {limits.DRIVER_CAPACITY_MIN} and at most {limits.DRIVER_CAPACITY_MAX} orders."
+DRIVER_CAPACITY = [
+    MinValueValidator(limits.DRIVER_CAPACITY_MIN, message=DRIVER_CAPACITY_MESSAGE),
+    MaxValueValidator(limits.DRIVER_CAPACITY_MAX, message=DRIVER_CAPACITY_MESSAGE),
+]
 
 
 class ShopChannel(models.Model):
@@ -115,11 +164,11 @@ class Driver(models.Model):
         ON_BREAK = "on_break", "On a break"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="driver")
-    name = models.CharField(max_length=150)
-    phone = models.CharField(max_length=32)
+    name = models.CharField(max_length=limits.DRIVER_NAME_MAX_LENGTH, validators=[limits.validate_storable_text])
+    phone = models.CharField(max_length=limits.DRIVER_PHONE_MAX_LENGTH, validators=[limits.validate_storable_text])
     vehicle = models.CharField(max_length=16, choices=Vehicle.choices, default=Vehicle.BICYCLE)
     zones = models.ManyToManyField(Zone, related_name="drivers", blank=True)
-    capacity = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    capacity = models.PositiveSmallIntegerField(default=1, validators=DRIVER_CAPACITY)
     active_order_count = models.PositiveSmallIntegerField(default=0, editable=False)
     availability = models.CharField(max_length=16, choices=Availability.choices, default=Availability.OFFLINE)
     availability_changed_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -5,17 +5,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from dispatch.geometry import distance_m
+from dispatch.geometry import area_json_contains, distance_m
 from dispatch.models import Driver, Order, Zone
 
 
 def zone_for_point(lat: float, lon: float) -> Zone | None:
-    """The active zone whose area covers the point; the first by name when areas overlap."""
-    for zone in Zone.objects.filter(is_active=True, area__isnull=False):
-        if zone.contains_point(lat, lon):
+    """The active zone whose area covers the point; the first by name when areas overlap.
+
+    The areas are read as JSON text (the database's canonical form) and never decoded here:
+    a zone's prepared geometry is cached by that text, so a known area costs an order a
+    lookup, not a decode of up to ZONE_AREA_MAX_VERTICES vertices.
+    """
+    zones = Zone.objects.filter(is_active=True, area__isnull=False).defer("area").annotate(area_json=Cast("area", output_field=TextField()))
+    for zone in zones:
+        if area_json_contains(zone.area_json, lat, lon):
             return zone
     return None
 

@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from django.core.validators import RegexValidator
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
+
+from dispatch.limits import moment_problem
 
 # PostgreSQL cannot store NUL in text, and DRF refuses it: say so in the schema too.
 NO_NUL_CHARACTERS = RegexValidator(r"^[^\x00]*$", "Must not contain NUL characters.")
@@ -45,26 +48,24 @@ class StrictFloatField(serializers.FloatField):
 
 
 class StrictDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time with a zone, as a JSON string, on a calendar day that exists.
+    """An ISO 8601 moment given as a string, with its time zone, that exists and is in range.
 
-    A time without a zone would be read in the server's zone and silently shift the instant.
+    DRF's field takes a naive time as local time and a `datetime` object as is; a moment from
+    outside must say its zone, and 30 February, month 13 or +25:00 are refused, never raised.
     """
 
-    default_error_messages = {
-        "invalid": "Must be an ISO 8601 time with a zone, e.g. 2026-11-25T10:15:02Z.",
-        "naive": "The time needs a zone (Z or an offset such as +01:00).",
-    }
-    MAX_LENGTH = 64
+    default_error_messages = {"invalid": "Must be an ISO 8601 date and time with a time zone, e.g. 2026-05-01T10:00:00Z."}
 
     def to_internal_value(self, value: Any) -> datetime:
-        if not isinstance(value, str) or len(value) > self.MAX_LENGTH:
+        if not isinstance(value, str) or len(value) > 64:
             self.fail("invalid")
         try:
-            parsed = parse_datetime(value)  # raises ValueError for 30 February, month 13, +25:00, 24:60
-        except ValueError:
+            parsed = parse_datetime(value)
+        except (ValueError, OverflowError):
             parsed = None
         if parsed is None:
             self.fail("invalid")
-        if parsed.tzinfo is None:
-            self.fail("naive")
-        return super().to_internal_value(value)  # type: ignore[no-any-return]
+        problem = moment_problem(parsed, now=timezone.now())  # type: ignore[arg-type]
+        if problem:
+            raise serializers.ValidationError(f"The moment {problem}.")
+        return super().to_internal_value(parsed)

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
-from dispatch import selectors
+from dispatch import limits, selectors
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
@@ -557,17 +558,20 @@ def driver_create(
 
     from dispatch.models import Zone
 
-    if capacity < 1:
-        raise InvalidInput("capacity must be at least 1", capacity=capacity)
-    if vehicle not in Driver.Vehicle.values:
-        raise InvalidInput(f"vehicle must be one of {', '.join(Driver.Vehicle.values)}", vehicle=vehicle)
+    # The model's own field validators are the one definition of a valid driver: the admin
+    # form runs the same ones.
+    _valid_or_refuse(Driver(name=name, phone=phone, capacity=capacity, vehicle=vehicle), exclude=["user"])
+    unusable = [slug for slug in zone_slugs if len(slug) > 50 or limits.storable_text_problem(slug)]
+    if unusable:
+        raise InvalidInput(f"unknown zone(s): {', '.join(map(ascii, unusable))}", zones=[ascii(slug) for slug in unusable])
     zones = list(Zone.objects.filter(slug__in=zone_slugs))
     missing = sorted(set(zone_slugs) - {z.slug for z in zones})
     if missing:
         raise InvalidInput(f"unknown zone(s): {', '.join(missing)}", zones=missing)
     User = get_user_model()
+    username = username or f"driver-{phone.replace('+', '').replace(' ', '')}"
+    _valid_or_refuse(User(username=username, password="-"), exclude=[f.name for f in User._meta.fields if f.name != "username"])
     with transaction.atomic():
-        username = username or f"driver-{phone.replace('+', '').replace(' ', '')}"
         if User.objects.filter(username=username).exists():
             raise InvalidInput(f"a user named {username} already exists", username=username)
         user = User.objects.create_user(username=username, first_name=name[:150])
@@ -585,6 +589,30 @@ def driver_create(
             after={"name": name, "phone": phone, "capacity": capacity, "vehicle": vehicle, "zones": [z.slug for z in zones]},
         )
     return driver, token.key
+
+
+def _valid_or_refuse(instance: Any, *, exclude: list[str]) -> None:
+    """Refuse with InvalidInput unless every field passes its model's validators (ranges, lengths, choices)."""
+    try:
+        instance.clean_fields(exclude=exclude)
+        _storable_text_or_refuse(instance, exclude=exclude)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items())
+        raise InvalidInput(f"{instance._meta.verbose_name} not valid: {problems}", fields=exc.message_dict) from exc
+
+
+def _storable_text_or_refuse(instance: Any, *, exclude: list[str]) -> None:
+    # Django's form fields refuse NUL, but a service called from a command (argv can carry
+    # lone surrogates: Python decodes undecodable bytes to them) or a task has no form.
+    errors = {}
+    for field_ in instance._meta.concrete_fields:
+        value = getattr(instance, field_.attname, None)
+        if field_.name not in exclude and isinstance(value, str):
+            problem = limits.storable_text_problem(value)
+            if problem:
+                errors[field_.name] = [f"The text {problem}."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def shop_channel_register(
@@ -617,6 +645,7 @@ def shop_channel_register(
     if admin_api_url:
         outbound_url_check(admin_api_url, field="admin_api_url")
         values.update(admin_api_url=admin_api_url, admin_api_token=admin_api_token)
+    _valid_or_refuse(ShopChannel(token=token, **values), exclude=[])
     with transaction.atomic():
         channel, created = ShopChannel.objects.update_or_create(token=token, defaults=values)
         audit_record(

@@ -13,7 +13,16 @@ from django.utils.html import format_html
 
 from audit.actors import Actor
 from dispatch import services as dispatch_services
-from dispatch.admin import ActionFormMixin, AssignDriverForm, ReadOnlyInline, ReasonForm, SecretsHiddenFromViewers, ServiceSavedAdmin, WriteOnlySecretsForm
+from dispatch.admin import (
+    ActionFormMixin,
+    AssignDriverForm,
+    LookupsCheckedAdmin,
+    ReadOnlyInline,
+    ReasonForm,
+    SecretsHiddenFromViewers,
+    ServiceSavedAdmin,
+    WriteOnlySecretsForm,
+)
 from dispatch.errors import DispatchError
 from dispatch.models import Reassignment
 from escalation import services
@@ -105,7 +114,7 @@ class MinutesForm(forms.Form):
 
 
 @admin.register(Escalation)
-class EscalationAdmin(ActionFormMixin, admin.ModelAdmin):
+class EscalationAdmin(ActionFormMixin, LookupsCheckedAdmin):
     """Ops act on escalations here; every action goes through a service, audited with the user."""
 
     list_display = ["id", "order_link", "trigger", "zone", "level", "state", "opened_at", "next_level_at", "acknowledged_by", "resolution"]

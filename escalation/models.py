@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from dispatch import limits
 from dispatch.models import Order, Zone
 
 
@@ -142,17 +143,32 @@ class EscalationPolicy(models.Model):
 
     zone = models.OneToOneField(Zone, on_delete=models.CASCADE, null=True, blank=True, related_name="escalation_policy")
     is_default = models.BooleanField(default=False, help_text="The policy of zones without one, and of orders outside every zone")
-    unassigned_limit_s = models.PositiveIntegerField(null=True, blank=True, help_text="An order waiting for a driver this long escalates")
-    no_candidates_limit_s = models.PositiveIntegerField(null=True, blank=True, help_text="An order with no driver to offer it to for this long escalates")
+    unassigned_limit_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], null=True, blank=True, help_text="An order waiting for a driver this long escalates"
+    )
+    no_candidates_limit_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], null=True, blank=True, help_text="An order with no driver to offer it to for this long escalates"
+    )
     pickup_limit_s = models.PositiveIntegerField(
-        null=True, blank=True, help_text="An assigned order not picked up by then is reassigned (v2_auto_reassign) or escalates"
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)],
+        null=True,
+        blank=True,
+        help_text="An assigned order not picked up by then is reassigned (v2_auto_reassign) or escalates",
     )
     delivery_grace_s = models.PositiveIntegerField(
-        null=True, blank=True, help_text="A picked-up order not delivered this long after its promised time escalates"
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)],
+        null=True,
+        blank=True,
+        help_text="A picked-up order not delivered this long after its promised time escalates",
     )
-    driver_silent_limit_s = models.PositiveIntegerField(null=True, blank=True, help_text="A driver holding orders and silent this long escalates them")
+    driver_silent_limit_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)], null=True, blank=True, help_text="A driver holding orders and silent this long escalates them"
+    )
     max_offer_misses = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)], help_text="An order declined or let lapse this many times escalates"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(limits.COUNT_MAX)],
+        help_text="An order declined or let lapse this many times escalates",
     )
     max_reassignments = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(20)], help_text="After this many automatic reassignments the order escalates instead"
@@ -185,7 +201,9 @@ class EscalationLevel(models.Model):
 
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="levels")
     level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(9)])
-    after_s = models.PositiveIntegerField(default=0, help_text="Seconds after opening; level 1 is always at 0")
+    after_s = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(limits.DURATION_S_MAX)], help_text="Seconds after opening; level 1 is always at 0"
+    )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, help_text="Empty: the owner of the alert in the ownership matrix")
 
     class Meta:

@@ -44,7 +44,9 @@ def rollout_percentage(feature: str) -> int:
 def app_version_tuple(version: str) -> tuple[int, ...]:
     parts = []
     for part in version.strip().split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
+        # ASCII digits only: "²" is a digit to str.isdigit() and not to int(), and this runs
+        # in every dispatch decision about the driver.
+        digits = "".join(ch for ch in part if ch in "0123456789")[:9]
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
 

@@ -8,11 +8,17 @@ from typing import Any
 
 from rest_framework import serializers
 
-from dispatch.serializer_fields import StrictCharField, StrictFloatField, StrictIntegerField
+from dispatch.limits import LINE_QUANTITY_MAX, MONEY_MINOR_MAX, ORDER_LINES_MAX
+from dispatch.serializer_fields import StrictCharField, StrictDateTimeField, StrictFloatField, StrictIntegerField
 
 
 def optional_text(**kwargs: Any) -> StrictCharField:
     return StrictCharField(required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+def money_minor(**kwargs: Any) -> StrictIntegerField:
+    """An amount in minor units: what a bigint holds, and what an order can sensibly cost."""
+    return StrictIntegerField(min_value=0, max_value=MONEY_MINOR_MAX, **kwargs)
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -58,8 +64,14 @@ class ProductVariantSerializer(serializers.Serializer):
 
 class OrderLineSerializer(serializers.Serializer):
     id = StrictCharField(max_length=64)
-    quantity = StrictIntegerField(min_value=0)
+    quantity = StrictIntegerField(min_value=0, max_value=LINE_QUANTITY_MAX)
     productVariant = ProductVariantSerializer()
+
+
+class OrderCustomFieldsSerializer(serializers.Serializer):
+    """The order's custom fields we read; a shop's other custom fields are ignored, never stored."""
+
+    promisedDeliveryAt = StrictDateTimeField(required=False, allow_null=True)
 
 
 class OrderSerializer(serializers.Serializer):
@@ -68,18 +80,18 @@ class OrderSerializer(serializers.Serializer):
     id = StrictCharField(max_length=64)
     code = StrictCharField(max_length=64)
     state = StrictCharField(max_length=64)
-    orderPlacedAt = serializers.DateTimeField(required=False, allow_null=True)
+    orderPlacedAt = StrictDateTimeField(required=False, allow_null=True)
     currencyCode = StrictCharField(min_length=3, max_length=3)
-    subTotal = StrictIntegerField(required=False, min_value=0)
-    subTotalWithTax = StrictIntegerField(required=False, min_value=0)
-    shipping = StrictIntegerField(required=False, min_value=0)
-    shippingWithTax = StrictIntegerField(min_value=0)
-    total = StrictIntegerField(required=False, min_value=0)
-    totalWithTax = StrictIntegerField(min_value=0)
+    subTotal = money_minor(required=False)
+    subTotalWithTax = money_minor(required=False)
+    shipping = money_minor(required=False)
+    shippingWithTax = money_minor()
+    total = money_minor(required=False)
+    totalWithTax = money_minor()
     customer = CustomerSerializer()
     shippingAddress = ShippingAddressSerializer()
-    lines = OrderLineSerializer(many=True, allow_empty=False)
-    customFields = serializers.DictField(required=False, allow_null=True)
+    lines: serializers.ListSerializer = serializers.ListSerializer(child=OrderLineSerializer(), allow_empty=False, max_length=ORDER_LINES_MAX)
+    customFields = OrderCustomFieldsSerializer(required=False, allow_null=True)
 
 
 class CancelledOrderSerializer(serializers.Serializer):
@@ -93,7 +105,7 @@ class CancelledOrderSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     id = StrictCharField(max_length=128)
     type = serializers.ChoiceField(choices=["order.ready_for_delivery", "order.cancelled"])
-    createdAt = serializers.DateTimeField()
+    createdAt = StrictDateTimeField()
     order = serializers.DictField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
+from dispatch import limits
 from dispatch import services as dispatch_services
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition, InvalidInput
@@ -29,7 +29,10 @@ Outcome = WebhookEvent.Outcome
 
 def webhook_authenticate(*, channel_token: str, signature: str, body: bytes) -> ShopChannel:
     """The channel that signed this body; SignatureRefused when the delivery is not trusted."""
-    channel = ShopChannel.objects.filter(token=channel_token, is_active=True).first() if channel_token else None
+    # A token no column could hold (NUL, lone surrogate, too long) names no channel; PostgreSQL
+    # would refuse even to compare it.
+    is_usable = bool(channel_token) and len(channel_token) <= 128 and limits.storable_text_problem(channel_token) is None
+    channel = ShopChannel.objects.filter(token=channel_token, is_active=True).first() if is_usable else None
     if channel is None:
         raise SignatureRefused("unknown or missing channel (X-Dispatch-Channel)")
     if not signature:
@@ -54,11 +57,8 @@ def intake_from_vendure(order: dict[str, Any], *, received_at: datetime) -> disp
     customer = order["customer"]
     custom = order.get("customFields") or {}
     name = " ".join(part for part in (customer.get("firstName"), customer.get("lastName")) if part) or address.get("fullName") or ""
-    promised_at = None
-    if isinstance(custom.get("promisedDeliveryAt"), str):
-        promised_at = parse_datetime(custom["promisedDeliveryAt"])
-    if promised_at is None:
-        promised_at = received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
+    # Validated (a real moment, with its zone, in range) by OrderCustomFieldsSerializer.
+    promised_at = custom.get("promisedDeliveryAt") or received_at + timedelta(minutes=settings.DISPATCH_DEFAULT_PROMISE_MIN)
     lines = [{"id": line["id"], "quantity": line["quantity"], "productVariant": dict(line["productVariant"])} for line in order["lines"]]
     return dispatch_services.OrderIntake(
         vendure_order_id=order["id"],

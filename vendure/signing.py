@@ -26,7 +26,9 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_s: int, now: floa
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        # ASCII digits only ("²" is a digit to str.isdigit() and not to int()), and no more
+        # than a Unix time needs: a 5,000-digit one cannot even be converted.
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif key == "v1" and value:
             candidates.append(value)

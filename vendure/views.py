@@ -21,6 +21,11 @@ def _error(status: int, code: str, message: str, detail: dict | None = None) -> 
     return JsonResponse({"code": code, "message": message, "detail": detail or {}}, status=status)
 
 
+def _refuse_non_json_constant(name: str) -> None:
+    # Python's json reads NaN and Infinity, which are not JSON and no column can hold.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 @csrf_exempt
 @require_POST
 def vendure_webhook(request: HttpRequest) -> JsonResponse:
@@ -44,9 +49,12 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
         logger.warning("webhook refused: %s", exc)
         return _error(401, "unauthenticated", str(exc))
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_refuse_non_json_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _error(400, "invalid_json", f"The body is not JSON: {exc}")
+    except ValueError as exc:
+        # NaN/Infinity (refused below) and integers longer than Python converts (4300 digits).
+        return _error(400, "invalid_json", f"The body is not JSON we accept: {exc}")
     except RecursionError:
         return _error(400, "invalid_json", "The body is nested too deeply.")
     try:

@@ -22,3 +22,18 @@ def test_bad_options_are_refused_and_add_nothing(options):
     with pytest.raises(CommandError):
         call_command("generate_audit_events", **options)
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"count": 10, "days": 10**7}, "--days"),  # timestamps before year 1: a DataError traceback before
+        ({"count": 10, "orders": -5}, "--orders"),
+        ({"count": 10**9}, "--count"),
+        ({"count": 10, "batch": 10**9}, "--batch"),
+    ],
+)
+def test_options_past_what_the_log_can_hold_are_refused_and_add_nothing(options, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("generate_audit_events", **options)
+    assert not AuditEvent.objects.exists()

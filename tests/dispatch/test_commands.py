@@ -57,6 +57,61 @@ def test_create_driver_refuses_bad_input_and_stores_nothing(extra, message):
     assert not Driver.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # issue 10, item 11: 51 was accepted although admin caps capacity at 50; 99999 was a traceback
+        (["--capacity", "51"], "at most 50"),
+        (["--capacity", "99999"], "at most 50"),
+        (["--capacity", "-1"], "at least 1"),
+        (["--name", "K" * 151], "name"),
+        (["--phone", "+49" + "1" * 40], "phone"),
+        (["--name", "Ko\x00fi"], "NUL"),
+        (["--name", "Ko\udcfffi"], "surrogate"),  # what Python makes of argv bytes that are not UTF-8
+        (["--username", "u" * 151], "username"),
+        (["--username", "has spaces"], "username"),
+        (["--zone", "mi\x00tte"], "unknown zone"),  # PostgreSQL refuses NUL even in a query: a traceback before
+        (["--zone", "mi\udcfftte"], "unknown zone"),
+    ],
+)
+def test_create_driver_refuses_out_of_range_input_and_stores_nothing(extra, message):
+    ZoneFactory()
+    args = {"--name": "Kofi", "--phone": "+49 151 1", "--zone": "mitte", "--capacity": "2"}
+    args.update(dict(zip(extra[::2], extra[1::2], strict=True)))
+    with pytest.raises(CommandError, match=message):
+        call_command("create_driver", *[x for pair in args.items() for x in pair])
+    assert not Driver.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_create_driver_accepts_the_largest_capacity_admin_accepts():
+    ZoneFactory()
+    call_command("create_driver", "--name", "Kofi", "--phone", "+49 151 1", "--zone", "mitte", "--capacity", "50")
+    assert Driver.objects.get().capacity == 50
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pickup", "nan,13.4"], "latitude"),
+        (["--pickup", "52.5,inf"], "latitude"),
+        (["--name", "S" * 101], "name"),
+        (["--token", "t" * 129], "token"),
+        (["--secret", "s" * 257], "webhook_secret"),
+        (["--pickup-address", "a" * 256], "pickup_address"),
+        (["--admin-api-url", "not a url", "--admin-api-token", "x"], "admin_api_url"),
+        (["--admin-api-url", "https://shop.example/admin-api", "--admin-api-token", "x" * 513], "admin_api_token"),
+        (["--name", "Sh\x00op"], "NUL"),
+        (["--pickup-address", "Stra\udcdfe 1"], "surrogate"),
+    ],
+)
+def test_create_shop_channel_refuses_out_of_range_input_and_stores_nothing(args, message):
+    base = {"--token": "tok", "--name": "Shop", "--secret": "s" * 20, "--pickup": "52.5,13.4"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    with pytest.raises(CommandError, match=message):
+        call_command("create_shop_channel", *[x for pair in base.items() for x in pair])
+    assert not ShopChannel.objects.exists() and not AuditEvent.objects.exists()
+
+
 def test_load_demo_twice_duplicates_nothing(settings, tmp_path, capsys, staff_groups):
     settings.VAR_DIR = tmp_path
     call_command("load_demo")
@@ -76,3 +131,25 @@ def test_load_demo_twice_duplicates_nothing(settings, tmp_path, capsys, staff_gr
     from django.contrib.auth import authenticate
 
     assert authenticate(username="ops", password=password) is not None
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1", "http"])
+def test_serve_refuses_a_port_that_is_not_one_before_starting_anything(port):
+    with pytest.raises(CommandError, match="port"):
+        call_command("serve", "--port", port)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--orders-per-minute", "nan"], "orders-per-minute"),
+        (["--orders-per-minute", "inf"], "orders-per-minute"),
+        (["--duration", "nan"], "duration"),
+        (["--duration", "-5"], "duration"),
+        (["--accept-probability", "nan"], "accept-probability"),
+        (["--shop", "demo\x00channel"], "no shop channel"),
+    ],
+)
+def test_simulate_refuses_numbers_it_cannot_run_with(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("simulate", *args)

@@ -2,6 +2,7 @@ import copy
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
@@ -293,3 +294,75 @@ def test_an_unusable_request_id_is_replaced_by_a_fresh_one(client, channel, requ
     made = response["X-Request-ID"]
     assert made != request_id and len(made) <= 64
     assert set(AuditEvent.objects.values_list("correlation_id", flat=True)) == {made}
+
+
+@pytest.mark.parametrize(
+    "value, path",
+    [
+        # issue 10, item 8: each of these answered 500 and Vendure retried it for tens of minutes
+        ("2026-13-01T10:00:00Z", ("order", "customFields", "promisedDeliveryAt")),
+        (2**63, ("order", "totalWithTax")),
+        (10**30, ("order", "shippingWithTax")),
+        # the same class: impossible, zoneless or absurd moments, and numbers past any sane order
+        ("2026-02-30T10:00:00Z", ("order", "customFields", "promisedDeliveryAt")),
+        ("2026-05-01T24:60:00Z", ("order", "customFields", "promisedDeliveryAt")),
+        ("2026-05-01T10:00:00+25:00", ("order", "customFields", "promisedDeliveryAt")),
+        ("0001-01-01T00:00:00+05:00", ("order", "customFields", "promisedDeliveryAt")),
+        ("9999-12-31T23:59:59Z", ("order", "customFields", "promisedDeliveryAt")),
+        (1767225600, ("order", "customFields", "promisedDeliveryAt")),
+        ("2026-05-01T10:00:00", ("createdAt",)),
+        ("1970-01-01T00:00:00Z", ("order", "orderPlacedAt")),
+        ("2026-05-01T10:00:00", ("order", "orderPlacedAt")),
+        (10**13, ("order", "subTotal")),
+        (10**30, ("order", "lines", 0, "quantity")),
+    ],
+)
+def test_out_of_range_values_get_400_not_500_and_store_nothing(channel, value, path):
+    response = post_webhook(Client(raise_request_exception=False), channel, _with(ready_event(), value, *path))
+    assert response.status_code == 400, response.content
+    body = json_body(response)
+    assert body["code"] == "invalid_input"
+    assert path[-1] in json.dumps(body["detail"])
+    assert nothing_stored()
+
+
+def test_too_many_lines_get_400(client, channel):
+    event = ready_event()
+    event["order"]["lines"] = [{**event["order"]["lines"][0], "id": str(n)} for n in range(501)]
+    response = post_webhook(client, channel, event)
+    assert response.status_code == 400 and "lines" in json.dumps(json_body(response)["detail"])
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("raw", [b'{"id": NaN}', b'{"id": Infinity}', b'{"id": -Infinity}', b'{"n": ' + b"1" * 5000 + b"}"])
+def test_what_python_reads_but_is_not_json_gets_400(client, channel, raw):
+    response = post_webhook(Client(raise_request_exception=False), channel, raw)
+    assert response.status_code == 400, response.content
+    assert json_body(response)["code"] == "invalid_json"
+    assert nothing_stored()
+
+
+def test_a_promised_delivery_time_with_its_zone_is_kept(client, channel):
+    promised = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    as_sent = promised.astimezone(timezone(timedelta(hours=2))).isoformat()
+    event = _with(ready_event(), as_sent, "order", "customFields", "promisedDeliveryAt")
+    event["order"]["customFields"]["loyaltyTier"] = {"a shop's own field": ["ignored", "never stored"]}
+    assert post_webhook(client, channel, event).status_code == 200
+    assert Order.objects.get().promised_at == promised
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Dispatch-Signature": "t=²,v1=abc"},  # a digit to str.isdigit(), not to int(): a 500 before
+        {"X-Dispatch-Signature": "t=" + "9" * 5000 + ",v1=abc"},  # too long for int(): a 500 before
+        {"X-Dispatch-Signature": "t=" + "9" * 400 + ",v1=abc"},  # too large for a float: a 500 before
+        {"X-Dispatch-Channel": "demo\x00channel"},  # PostgreSQL refuses NUL even in a comparison: a 500 before
+    ],
+    ids=["superscript-digit", "5000-digit-time", "400-digit-time", "nul-in-channel"],
+)
+def test_unusable_signature_headers_get_401_and_store_nothing(channel, headers):
+    response = post_webhook(Client(raise_request_exception=False), channel, ready_event(), headers=headers)
+    assert response.status_code == 401, response.content
+    assert json_body(response)["code"] == "unauthenticated"
+    assert nothing_stored()

@@ -10,6 +10,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+MAX_COUNT = 100_000_000
+MAX_DAYS = 3_650
+MAX_DRIVERS = 1_000_000
+MAX_BATCH = 1_000_000
+
 KINDS = [
     "order.received",
     "offer.made",
@@ -37,8 +42,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, count: int, days: int, orders: int | None, drivers: int, batch: int, **options: Any) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("generate_audit_events needs PostgreSQL (set DATABASE_URL).")
-        if count < 1 or days < 1 or drivers < 1 or batch < 1:
-            raise CommandError("--count, --days, --drivers and --batch must be positive.")
+        if count < 1 or days < 1 or drivers < 1 or batch < 1 or (orders is not None and orders < 1):
+            raise CommandError("--count, --days, --orders, --drivers and --batch must be positive.")
+        # Past these the timestamps or ids leave what the columns hold, or the run never ends.
+        if count > MAX_COUNT or days > MAX_DAYS or drivers > MAX_DRIVERS or batch > MAX_BATCH:
+            raise CommandError(f"at most --count {MAX_COUNT}, --days {MAX_DAYS}, --drivers {MAX_DRIVERS} and --batch {MAX_BATCH}.")
         orders = orders or max(1, count // len(KINDS))
         with connection.cursor() as cursor:
             cursor.execute("SELECT coalesce(max(id), 0) FROM audit_auditevent")

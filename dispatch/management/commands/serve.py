@@ -4,6 +4,7 @@ On the embedded default (no REDIS_URL) the three run in this one process, sharin
 in-process channel layer and broker; with Redis they run as three processes. Ctrl-C stops all.
 """
 
+import argparse
 import os
 import shutil
 import signal
@@ -20,12 +21,18 @@ from django.core.management.base import BaseCommand, CommandParser
 ASGI_APP = "dispatch.asgi:application"
 
 
+def port_number(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 5 and 1 <= int(value) <= 65535):
+        raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535 (got {value!r})")
+    return int(value)
+
+
 class Command(BaseCommand):
     help = "Run the ASGI server, a Celery worker and Celery beat together (Ctrl-C stops them all)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--port", type=port_number, default=8000)
         parser.add_argument("--simulate", action="store_true", help="Also run the simulated shop and drivers (manage.py simulate)")
 
     def handle(self, *args: Any, **options: Any) -> None:

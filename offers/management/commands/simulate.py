@@ -1,11 +1,13 @@
 import asyncio
 import contextlib
+import math
 import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.authtoken.models import Token
 
+from dispatch.limits import storable_text_problem
 from dispatch.models import Driver, ShopChannel, Zone
 from offers.simulation import Settings, SimulatedDriver, run_driver, run_shop
 
@@ -25,8 +27,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not 0 <= options["accept_probability"] <= 1:
             raise CommandError("--accept-probability is between 0 and 1")
-        if options["drivers"] < 0 or options["orders_per_minute"] <= 0:
-            raise CommandError("--drivers must be 0 or more and --orders-per-minute above 0")
+        # Written so that NaN fails too: every comparison with NaN is false.
+        if not (options["drivers"] >= 0 and 0 < options["orders_per_minute"] <= 6000):
+            raise CommandError("--drivers must be 0 or more and --orders-per-minute above 0 and at most 6000")
+        if not 0 <= options["duration"] < math.inf:
+            raise CommandError("--duration is a number of seconds, 0 or more (0 runs until Ctrl-C)")
+        if storable_text_problem(options["shop"]):
+            raise CommandError(f"no shop channel {options['shop']!a}: a channel token {storable_text_problem(options['shop'])}")
         channel = ShopChannel.objects.filter(token=options["shop"]).first()
         if channel is None:
             raise CommandError(f"no shop channel {options['shop']!r}: run `manage.py load_demo` first")
