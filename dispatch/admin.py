@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -351,10 +353,16 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
 
 
 admin.site.unregister(TokenProxy)
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffUserAdmin(LookupsCheckedAdmin, UserAdmin):
+    """Django's own user admin, whose lists cannot be made to answer 500 either."""
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(TokenAdmin):
+class ApiTokenAdmin(LookupsCheckedAdmin, TokenAdmin):
     """DRF's token admin without the key: tokens are listed by user, made and revoked here,
     and a key is never shown (a driver's app gets it from `create_driver`)."""
 

@@ -11,7 +11,7 @@ from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from audit.actors import Actor
-from dispatch.admin import ReadOnlyAdmin, ServiceSavedAdmin
+from dispatch.admin import LookupsCheckedAdmin, ReadOnlyAdmin, ServiceSavedAdmin
 from dispatch.errors import DispatchError
 from observability import services
 from observability.models import SweepRun
@@ -35,7 +35,7 @@ for model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, Cl
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
+class PeriodicTaskAdmin(LookupsCheckedAdmin, beat_admin.PeriodicTaskAdmin):
     """django-celery-beat's admin, with its actions behind the change permission and every
     change (form or action) going through an observability service with its audit event."""
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from waffle.models import Flag, Sample, Switch
 
 from audit.actors import Actor
+from dispatch.admin import LookupsCheckedAdmin
 from dispatch.services import reference_data_save
 from rollout import services
 from rollout.models import RolloutPolicy
@@ -22,7 +23,7 @@ admin.site.unregister(Sample)
 
 
 @admin.register(Switch)
-class SwitchAdmin(admin.ModelAdmin):
+class SwitchAdmin(LookupsCheckedAdmin):
     list_display = ["name", "active", "note", "modified"]
     list_filter = ["active"]
     search_fields = ["name", "note"]
@@ -63,7 +64,7 @@ class SwitchAdmin(admin.ModelAdmin):
 
 
 @admin.register(RolloutPolicy)
-class RolloutPolicyAdmin(admin.ModelAdmin):
+class RolloutPolicyAdmin(LookupsCheckedAdmin):
     list_display = ["feature", "percentage", "updated_at"]
     fields = ["feature", "percentage"]
 
