@@ -7,12 +7,13 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from dispatch.authentication import token_key_is_well_formed
 from dispatch.models import Driver, Order
 from offers.models import DriverSocket, Offer
 
 
 def driver_for_token(key: str) -> Driver | None:
-    if not key or len(key) > 64:
+    if not token_key_is_well_formed(key):
         return None
     token = Token.objects.select_related("user__driver").filter(key=key, user__is_active=True).first()
     return getattr(token.user, "driver", None) if token else None
