@@ -6,10 +6,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
-from django.db import models
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.db import DataError, models
 from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -22,25 +23,37 @@ from availability import services as availability_services
 from dispatch import services
 from dispatch.errors import DispatchError
 from dispatch.models import ApiToken, Driver, Order, ShopChannel, Zone
+from dispatch.services import AUDIT_HIDDEN_FIELDS
 
 admin.site.site_header = "Dispatch ops console"
 admin.site.site_title = "Dispatch ops"
 admin.site.index_title = "Zones, drivers, orders and the audit trail"
 
 
+# Fields no list may be filtered by: `?webhook_secret__startswith=a` would let anyone who may
+# view the list read the secret back one character at a time (and a password hash, a token key).
+SECRET_LOOKUP_FIELDS = frozenset(AUDIT_HIDDEN_FIELDS | {"password", "key"})
+
+
 class LookupsCheckedAdmin(admin.ModelAdmin):
-    """A list whose query-string filters cannot make a 500.
+    """A list whose query-string filters cannot make a 500 nor read a secret.
 
     Django's admin filters any field from the query string (`?placed_at__year=99999`) and
-    catches bad values while building the filter, but a year past 9999 fails only when the
-    query runs (counting the results, still while the list is built). That is answered the
-    way Django answers every other bad lookup: a redirect to the list with `?e=1`.
+    catches bad values while building the filter, but a year past 9999, or a NUL that
+    PostgreSQL refuses in text, fails only when the query runs (counting the results, still
+    while the list is built). That is answered the way Django answers every other bad lookup:
+    a redirect to the list with `?e=1`. A lookup through a secret field is refused (400).
     """
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        if any(part in SECRET_LOOKUP_FIELDS for part in lookup.split(LOOKUP_SEP)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         try:
             return super().get_changelist_instance(request)
-        except (ValueError, OverflowError) as exc:
+        except (ValueError, OverflowError, DataError) as exc:
             if not request.GET:
                 raise  # no lookup in the query string: a bug of ours, not a bad filter
             raise IncorrectLookupParameters(exc) from exc
@@ -354,11 +367,17 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
 
 admin.site.unregister(TokenProxy)
 admin.site.unregister(User)
+admin.site.unregister(Group)
 
 
 @admin.register(User)
 class StaffUserAdmin(LookupsCheckedAdmin, UserAdmin):
-    """Django's own user admin, whose lists cannot be made to answer 500 either."""
+    """Django's own user admin, whose lists cannot be made to answer 500 or read a password hash."""
+
+
+@admin.register(Group)
+class StaffGroupAdmin(LookupsCheckedAdmin, GroupAdmin):
+    """Django's own group admin, whose lists cannot be made to answer 500 either."""
 
 
 @admin.register(ApiToken)

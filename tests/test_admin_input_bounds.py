@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from dispatch import limits
 from dispatch.models import Driver, Zone
 from escalation.models import EscalationPolicy
-from tests.factories import DriverFactory, ZoneFactory, staff_member
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
 
@@ -222,5 +222,60 @@ def test_no_registered_list_answers_500_to_an_impossible_date(url, field):
     client = Client(raise_request_exception=False)
     client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
     for query in (f"{field}__year=99999", f"{field}__gte=99999-01-01", f"{field}__year=0"):
+        response = client.get(f"{url}?{query}")
+        assert response.status_code in (200, 302), (url, query, response.status_code)
+
+
+def _every_registered_list_with_a_secret_field():
+    from django.contrib import admin
+
+    from dispatch.admin import SECRET_LOOKUP_FIELDS
+
+    for model, model_admin in admin.site._registry.items():
+        for field in model._meta.concrete_fields:
+            if field.name in SECRET_LOOKUP_FIELDS:
+                yield f"/admin/{model._meta.app_label}/{model._meta.model_name}/", field.name
+
+
+SECRET_LISTS = list(_every_registered_list_with_a_secret_field())
+
+
+def test_the_walk_finds_the_secrets_it_must_guard():
+    assert {("/admin/dispatch/shopchannel/", "webhook_secret"), ("/admin/auth/user/", "password"), ("/admin/dispatch/apitoken/", "key")} <= set(SECRET_LISTS)
+
+
+@pytest.mark.parametrize(("url", "field"), SECRET_LISTS)
+def test_no_list_can_be_filtered_by_a_secret(url, field):
+    # `?webhook_secret__startswith=a` lists the channel only when the secret starts with "a":
+    # anyone who may view the list could read the secret back one character at a time.
+    from django.contrib.auth import get_user_model
+
+    ShopChannelFactory()
+    client = Client(raise_request_exception=False)
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
+    for query in (f"{field}__startswith=a", f"{field}=x", f"{field}__regex=.", f"{field}__isnull=False"):
+        response = client.get(f"{url}?{query}")
+        assert response.status_code == 400, (url, query, response.status_code)
+
+
+def _every_registered_list_and_its_text_fields():
+    from django.contrib import admin
+    from django.db import models
+
+    from dispatch.admin import SECRET_LOOKUP_FIELDS
+
+    for model in admin.site._registry:
+        text = [f.name for f in model._meta.concrete_fields if isinstance(f, models.CharField) and f.name not in SECRET_LOOKUP_FIELDS]
+        yield f"/admin/{model._meta.app_label}/{model._meta.model_name}/", text
+
+
+@pytest.mark.parametrize(("url", "text_fields"), list(_every_registered_list_and_its_text_fields()))
+def test_no_registered_list_answers_500_to_a_nul_in_its_search_or_filters(url, text_fields):
+    # PostgreSQL refuses NUL in text, when the list's query runs
+    from django.contrib.auth import get_user_model
+
+    client = Client(raise_request_exception=False)
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
+    for query in ("q=%00", "q=a%00b", *(f"{name}=a%00b" for name in text_fields)):
         response = client.get(f"{url}?{query}")
         assert response.status_code in (200, 302), (url, query, response.status_code)
