@@ -108,9 +108,16 @@ def break_end(*, driver_id: int, actor: Actor, now: datetime | None = None, reas
 
 
 def breaks_end_all(*, reason: str) -> int:
-    """v2 availability was switched off: v1 knows no breaks, so every break ends now."""
+    """v2 availability was switched off: v1 knows no breaks, so every break ends now.
+
+    A task that runs late, after ops turned v2 availability back on, ends no break."""
+    from rollout.models import Feature
+    from rollout.selectors import switch_is_on
+
     ended = 0
     for driver_id in Driver.objects.filter(availability=A.ON_BREAK).values_list("pk", flat=True):
+        if switch_is_on(Feature.AVAILABILITY):
+            return ended
         try:
             break_end(driver_id=driver_id, actor=SYSTEM, reason=reason)
             ended += 1
@@ -123,11 +130,10 @@ def breaks_switched_off_due() -> int:
     """Sweep: while v2 availability is switched off, nobody stays on a break. The task
     enqueued when the switch was turned off is only the fast path; if it was lost, the next
     tick of the break sweep ends the breaks."""
-    from waffle import switch_is_active
-
     from rollout.models import Feature
+    from rollout.selectors import switch_is_on
 
-    if switch_is_active(Feature.AVAILABILITY) or not Driver.objects.filter(availability=A.ON_BREAK).exists():
+    if switch_is_on(Feature.AVAILABILITY) or not Driver.objects.filter(availability=A.ON_BREAK).exists():
         return 0
     return breaks_end_all(reason="switched_off")
 

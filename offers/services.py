@@ -246,24 +246,33 @@ def offer_take_back(*, order_id: int, driver_id: int, reason: str, now: datetime
 
 
 def offers_switch_off(*, now: datetime | None = None) -> int:
-    """Offers were switched off: withdraw every pending offer and assign those orders the v1 way."""
+    """Offers were switched off: withdraw every pending offer and assign those orders the v1 way.
+
+    The switch is read again for each order, under its share lock: a task that runs late, after
+    ops turned offers back on, withdraws nothing."""
+    from rollout.selectors import switch_is_on
+
     now = now or timezone.now()
     order_ids = set(Offer.objects.filter(state=P).values_list("order_id", flat=True))
+    handled = 0
     for order_id in sorted(order_ids):
         with transaction.atomic():
             _lock_order(order_id)
+            if switch_is_on(Feature.OFFERS, hold_until_commit=True):
+                return handled
             offers_withdraw(queryset_filter={"order_id": order_id}, reason=Offer.WithdrawnReason.SWITCHED_OFF, now=now)
             dispatch_services.order_dispatch(order_id=order_id, now=now)
-    return len(order_ids)
+            handled += 1
+    return handled
 
 
 def offers_switched_off_due() -> int:
     """Sweep: while offers are switched off, no offer stays pending. The withdrawal enqueued
     when the switch was turned off is only the fast path; a lost task, a dead worker or an
     offer made in a race with the flip is caught on the next tick of the expiry sweep."""
-    from waffle import switch_is_active
+    from rollout.selectors import switch_is_on
 
-    if switch_is_active(Feature.OFFERS) or not Offer.objects.filter(state=P).exists():
+    if switch_is_on(Feature.OFFERS) or not Offer.objects.filter(state=P).exists():
         return 0
     return offers_switch_off()
 

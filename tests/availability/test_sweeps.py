@@ -121,3 +121,10 @@ def test_a_lost_switch_off_task_is_made_up_by_the_break_sweep(v2_availability_on
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
     end_breaks_due.apply()
     assert AuditEvent.objects.filter(kind="driver.break_ended").count() == 1
+
+
+def test_a_switch_off_task_that_runs_after_v2_availability_came_back_on_ends_no_break(v2_availability_on, v2_driver):
+    driver = v2_driver()
+    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    assert services.breaks_end_all(reason="switched_off") == 0  # late: the switch is on again
+    assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.ON_BREAK

@@ -231,3 +231,29 @@ def test_the_sweep_offers_other_waiting_orders_of_a_zone_after_one_was_declined_
     dispatch_services.assign_orders_due()
     assert pending(other).driver == only
     assert not Offer.objects.filter(order=declined, state=Offer.State.PENDING).exists()
+
+
+def test_the_expiry_sweep_obeys_the_switch_in_the_database_not_a_stale_copy_in_this_process(channel, v2_driver):
+    # given a process that saw offers off (waffle remembers it), then another process turned
+    # them back on: a flip elsewhere empties only that process's memory
+    from waffle import switch_is_active
+    from waffle.models import Switch
+
+    switch_set(name="v2_offers", active=False, actor=STAFF)
+    assert not switch_is_active("v2_offers")  # remembered here
+    Switch.objects.filter(name="v2_offers").update(active=True)  # the flip, made elsewhere
+    v2_driver()
+    offer = pending(receive_order(channel))
+    # when the expiry sweep runs in this process
+    expire_offers_due.apply()
+    # then the offer made under the switch that is on now stays
+    assert Offer.objects.get(pk=offer.pk).state == Offer.State.PENDING
+
+
+def test_a_switch_off_task_that_runs_after_offers_came_back_on_withdraws_nothing(channel, v2_driver):
+    from offers.services import offers_switch_off
+
+    v2_driver()
+    offer = pending(receive_order(channel))
+    assert offers_switch_off() == 0  # late: the switch is on again by the time it runs
+    assert Offer.objects.get(pk=offer.pk).state == Offer.State.PENDING
