@@ -232,10 +232,12 @@ def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime |
         if not won:
             now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
             raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
-        if not Driver.objects.filter(pk=driver_id, user__is_active=True).exists():
-            # a deactivated driver takes no work, however it is given (v1, an accept, ops by hand)
-            raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
         _take_capacity(driver_id, now)  # raising here rolls the order back too
+        # Read after the capacity UPDATE holds the driver's row: a deactivation that committed
+        # while we waited for it is seen here, so a deactivated driver takes no work, however
+        # it is given (v1, an accept, ops by hand).
+        if not Driver.objects.filter(pk=driver_id, user__is_active=True).exists():
+            raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
         order_stopped_waiting.send(sender=Order, order_id=order_id, to=S.ASSIGNED, reason=reason)
         order = Order.objects.get(pk=order_id)
         order_audit_record(
