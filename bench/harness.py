@@ -73,6 +73,8 @@ def server(app: str = "bench.asgi:application", extra_env: dict[str, str] | None
             "off",
             "--ws-per-message-deflate",
             "false",
+            "--ws-max-size",
+            "65536",
             "--backlog",
             "8192",
             "--timeout-graceful-shutdown",

@@ -225,6 +225,12 @@ DISPATCH_POSITION_MAX_AGE_S = env.int("DISPATCH_POSITION_MAX_AGE_S", default=600
 DISPATCH_DEFAULT_PROMISE_MIN = env.int("DISPATCH_DEFAULT_PROMISE_MIN", default=60)
 DISPATCH_V2_MIN_APP_VERSION = env.str("DISPATCH_V2_MIN_APP_VERSION", default="2.0.0")
 DISPATCH_HEARTBEAT_TIMEOUT_S = env.int("DISPATCH_HEARTBEAT_TIMEOUT_S", default=90)
+# A driver frame is JSON text of at most this many bytes (an error frame answers a larger one).
+DISPATCH_SOCKET_MAX_FRAME_BYTES = 16 * 1024
+# The ASGI server closes (1009) a socket message larger than this before reading it into
+# memory: `--ws-max-size` of uvicorn (manage.py serve and the README's production command).
+# Four times the frame limit leaves room for the frame's error answer to be the refusal.
+DISPATCH_WS_MAX_MESSAGE_BYTES = 4 * DISPATCH_SOCKET_MAX_FRAME_BYTES
 DISPATCH_SOCKET_AUTH_TIMEOUT_S = env.float("DISPATCH_SOCKET_AUTH_TIMEOUT_S", default=10.0)
 # An open socket re-reads its token and user this often, and closes when either was revoked.
 DISPATCH_SOCKET_CREDENTIALS_RECHECK_S = env.float("DISPATCH_SOCKET_CREDENTIALS_RECHECK_S", default=5.0)

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401  # also: the token was revoked or the driver deactivated
 CLOSE_REPLACED = 4409  # a newer socket of the same driver took this one's place
 CLOSE_FLOODING = 4429  # kept sending frames after being told to slow down
-MAX_FRAME_BYTES = 16 * 1024
+MAX_FRAME_BYTES = settings.DISPATCH_SOCKET_MAX_FRAME_BYTES
 MAX_ID_CHARS = 64  # a frame's id comes back in its answer: bounded like every other field
 
 
@@ -196,7 +196,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
             await self._send(error_frame(None, "rate_limited", "Too many frames after being told to slow down; closing.", {"retry_after": retry_after_s}))
             await self._close(CLOSE_FLOODING)
             return
-        if text_data is None or len(text_data) > MAX_FRAME_BYTES:
+        if text_data is None or len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
             await self._send(error_frame(None, "invalid_frame", f"Frames are JSON text of at most {MAX_FRAME_BYTES} bytes."))
             return
         try:

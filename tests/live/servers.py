@@ -58,6 +58,8 @@ def uvicorn_servers(count=1, extra_env=None):
                 str(port),
                 "--ws-per-message-deflate",
                 "false",
+                "--ws-max-size",
+                "65536",
                 "--lifespan",
                 "off",
                 "--log-level",

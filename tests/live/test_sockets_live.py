@@ -137,3 +137,29 @@ def _offered_order(channel):
     order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=dispatch_services.SYSTEM)[0]
     dispatch_services.order_dispatch(order_id=order.pk)
     return order
+
+
+def test_a_message_larger_than_any_frame_is_refused_by_the_server_before_it_is_read():
+    # uvicorn would otherwise hold messages of up to 16 MiB in memory before the consumer could
+    # refuse them: --ws-max-size closes the socket (1009) at the limit, and other drivers go on.
+    from django.conf import settings
+    from websockets.exceptions import ConnectionClosed
+
+    hog, other = DriverFactory(), DriverFactory()
+    tokens = [Token.objects.create(user=d.user).key for d in (hog, other)]
+    with uvicorn_servers(1) as (url,):
+
+        async def scenario():
+            hog_ws, _ = await open_ready(ws_url(url), tokens[0])
+            other_ws, _ = await open_ready(ws_url(url), tokens[1])
+            await hog_ws.send("x" * (settings.DISPATCH_WS_MAX_MESSAGE_BYTES + 1))
+            try:
+                await asyncio.wait_for(hog_ws.recv(), timeout=10)
+                raise AssertionError("the oversized message was read")
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1009, closed
+            await other_ws.send(json.dumps({"type": "heartbeat", "id": "still-here"}))
+            assert json.loads(await asyncio.wait_for(other_ws.recv(), timeout=10))["id"] == "still-here"
+            await other_ws.close()
+
+        async_to_sync(scenario)()

@@ -68,7 +68,9 @@ class Shape:
         port = port or free_port()
         self.urls[name] = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "uvicorn", "dispatch.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        self._start(name, [*argv, "--ws-per-message-deflate", "false", "--lifespan", "off", "--no-access-log", "--log-level", "warning"])
+        self._start(
+            name, [*argv, "--ws-per-message-deflate", "false", "--ws-max-size", "65536", "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+        )
 
     def start_worker(self, name):
         celery = [sys.executable, "-m", "celery", "-A", "dispatch"]

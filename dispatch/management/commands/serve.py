@@ -69,7 +69,8 @@ class Command(BaseCommand):
         beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
         beat.start()
         self.stdout.write("Embedded mode: SQLite, in-process channel layer, worker and beat in this process.")
-        config = uvicorn.Config(ASGI_APP, host=host, port=port, ws_per_message_deflate=False, lifespan="off", log_level="warning")
+        ws_max_size = settings.DISPATCH_WS_MAX_MESSAGE_BYTES
+        config = uvicorn.Config(ASGI_APP, host=host, port=port, ws_per_message_deflate=False, ws_max_size=ws_max_size, lifespan="off", log_level="warning")
         try:
             uvicorn.Server(config).run()
         finally:
@@ -82,7 +83,10 @@ class Command(BaseCommand):
         python = sys.executable
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir())}
         commands = {
-            "asgi": [python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--ws-per-message-deflate", "false", "--lifespan", "off"],
+            "asgi": [
+                *(python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--lifespan", "off"),
+                *("--ws-per-message-deflate", "false", "--ws-max-size", str(settings.DISPATCH_WS_MAX_MESSAGE_BYTES)),
+            ],
             "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
         }
