@@ -93,3 +93,31 @@ def test_a_picked_up_order_keeps_its_accepted_offer(accepted, django_capture_on_
         dispatch_services.order_deliver(order_id=order.pk, driver=first)
     first_offer.refresh_from_db()
     assert first_offer.state == Offer.State.ACCEPTED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_frees_orders_stuck_before_the_fix(v2_driver, django_capture_on_commit_callbacks):
+    """Orders taken back before the fix kept their former driver's accepted offer; the data
+    migration takes those offers back, so the order can be accepted again."""
+    from django.core.management import call_command
+
+    from rollout.services import rollout_set, switch_set
+
+    switch_set(name="v2_offers", active=True, actor=OPS)
+    rollout_set(feature="v2_offers", percentage=100, actor=OPS)
+    ZoneFactory()
+    first = v2_driver(name="X")
+    order = receive_order(ShopChannelFactory(), code="STUCK-1")
+    offer = Offer.objects.get(order=order, driver=first)
+    offer_services.offer_accept(offer_id=offer.pk, driver=first)
+    # as the old code left it: the order waiting again, the offer still accepted
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.UNASSIGNED, driver=None)
+    kept = Offer.objects.create(order=order, driver=v2_driver(name="Y"), state=Offer.State.DECLINED, created_at=offer.created_at, expires_at=offer.expires_at)
+
+    call_command("migrate", "offers", "0005", verbosity=0)
+    call_command("migrate", "offers", verbosity=0)
+
+    offer.refresh_from_db()
+    kept.refresh_from_db()
+    assert (offer.state, kept.state) == (Offer.State.TAKEN_BACK, Offer.State.DECLINED)
+    assert AuditEvent.objects.get(kind="offer.taken_back", subject_id=str(offer.pk)).data == {"reason": "repaired_after_take_back"}
