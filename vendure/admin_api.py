@@ -67,6 +67,10 @@ query OrderFulfillments($id: ID!) {
 """
 
 
+# The error code recorded when a shop answers 200 with something that is not the contract.
+BAD_RESPONSE = "BAD_RESPONSE"
+
+
 class VendureAdminClient:
     def __init__(self, *, url: str, token: str, channel_token: str, timeout_s: float | None = None) -> None:
         self.url = url
@@ -98,11 +102,16 @@ class VendureAdminClient:
         if body.get("errors"):
             errors = body["errors"] if isinstance(body["errors"], list) else [None]
             raise VendureRejected(",".join(sorted({_graphql_error_code(error) for error in errors})[:3]))
-        return body.get("data") or {}
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise VendureRejected(BAD_RESPONSE)
+        return data
 
     @staticmethod
     def _result(data: dict[str, Any], field: str) -> dict[str, Any]:
         result = data.get(field) or {}
+        if not isinstance(result, dict):
+            raise VendureRejected(BAD_RESPONSE)
         if "errorCode" in result:
             raise VendureRejected(_error_code(result["errorCode"]))
         return result
@@ -117,14 +126,25 @@ class VendureAdminClient:
                 },
             }
         }
-        return str(self._result(self._call(ADD_FULFILLMENT, variables), "addFulfillmentToOrder")["id"])
+        fulfillment_id = self._result(self._call(ADD_FULFILLMENT, variables), "addFulfillmentToOrder").get("id")
+        # An answer of the right shape or a refusal: a shop that answers anything else is refused,
+        # not retried for ever, and what we store fits its column.
+        if not isinstance(fulfillment_id, (str, int)) or isinstance(fulfillment_id, bool) or not 0 < len(str(fulfillment_id)) <= 64:
+            raise VendureRejected(BAD_RESPONSE)
+        return str(fulfillment_id)
 
     def transition_fulfillment(self, *, fulfillment_id: str, state: str) -> None:
         self._result(self._call(TRANSITION_FULFILLMENT, {"id": fulfillment_id, "state": state}), "transitionFulfillmentToState")
 
     def fulfillment_with_tracking_code(self, *, order_id: str, tracking_code: str) -> dict[str, Any] | None:
         order = self._call(ORDER_FULFILLMENTS, {"id": order_id}).get("order") or {}
-        for fulfillment in order.get("fulfillments") or []:
-            if fulfillment.get("trackingCode") == tracking_code:
+        fulfillments = order.get("fulfillments") if isinstance(order, dict) else None
+        if not isinstance(fulfillments, list | None):
+            raise VendureRejected(BAD_RESPONSE)
+        for fulfillment in fulfillments or []:
+            if isinstance(fulfillment, dict) and fulfillment.get("trackingCode") == tracking_code:
+                fulfillment_id = fulfillment.get("id")
+                if not isinstance(fulfillment_id, (str, int)) or not 0 < len(str(fulfillment_id)) <= 64:
+                    raise VendureRejected(BAD_RESPONSE)
                 return fulfillment
         return None

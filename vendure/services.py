@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
@@ -332,7 +332,9 @@ def _fulfillment_step_attempt(row: FulfillmentStep) -> str:
         outcome = fulfillment_report(order_id=row.order_id, step=row.step)
     except VendureRejected as exc:
         return _fulfillment_step_finish(row, FulfillmentStep.State.FAILED, error=str(exc))
-    except VendureUnavailable as exc:
+    except (VendureUnavailable, DatabaseError) as exc:
+        # A database failure mid-attempt (or a shop answer we did not foresee) retries like a shop
+        # that is down, within the same cap, so no row is retried for ever.
         if row.attempts > settings.VENDURE_REPORT_MAX_RETRIES:
             return _fulfillment_step_finish(row, FulfillmentStep.State.FAILED, error=f"gave up after {row.attempts - 1} retries: {exc}")
         retry_at = database_now() + timedelta(seconds=_report_backoff_s(row.attempts))

@@ -176,3 +176,25 @@ def test_a_failed_attempt_waits_for_its_backoff(shop, assigned, settings):
     assert len(shop.calls) == 1
     assert report_fulfillments_due(now=now + timedelta(seconds=90)) == 1
     assert shop.fulfillments["1"]["state"] == "Shipped"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"addFulfillmentToOrder": None},
+        {"addFulfillmentToOrder": {"__typename": "Fulfillment", "id": "x" * 65}},
+        {"addFulfillmentToOrder": ["not", "an", "object"]},
+        ["data", "that", "is", "a", "list"],
+    ],
+)
+def test_a_shop_answering_outside_the_contract_fails_the_step_once_and_on_the_record(shop, assigned, django_capture_on_commit_callbacks, answer):
+    # a 200 whose body is not the contract: refused (no retry for ever), recorded for ops
+    order, driver = assigned
+    shop._answer = lambda body, headers: answer
+    with django_capture_on_commit_callbacks(execute=True):
+        services.order_pick_up(order_id=order.pk, driver=driver)
+    step = FulfillmentStep.objects.get(order=order, step=STEP_SHIPPED)
+    assert (step.state, step.last_error) == (FulfillmentStep.State.FAILED, "shop refused: BAD_RESPONSE")
+    assert AuditEvent.objects.filter(kind="vendure.report_failed", order_id=order.pk).count() == 1
+    report_fulfillments_due()
+    assert FulfillmentStep.objects.get(pk=step.pk).attempts == step.attempts
