@@ -8,7 +8,8 @@ in DISPATCH_OUTBOUND_ALLOWED_NETWORKS. The check happens again at call time on t
 addresses the name resolves to, and the connection goes to the address that was checked
 (no second lookup, so no DNS-rebinding window), keeping the name for the Host header and
 TLS. Redirects are not followed, proxies from the environment are not used, time and the
-size of the answer are bounded. A failure is reported as a coarse category ("timeout",
+size of the answer are bounded (the whole call, name lookup to last byte, ends by its
+timeout: a server that answers a byte at a time cannot hold a worker). A failure is reported as a coarse category ("timeout",
 "HTTP 500"...), never as the exception's text or the answer's body, so a failed call
 cannot be used to probe the network or to read what an internal address answered.
 """
@@ -19,6 +20,8 @@ import socket
 import ssl
 import time
 import typing
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,6 +102,49 @@ def _resolve(host: str, port: int) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+# getaddrinfo takes no timeout: a call resolves in one of these threads and stops waiting for
+# it at the call's deadline (a resolver that hangs keeps a thread, never the caller).
+_resolver_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
+
+
+def _resolve_before(host: str, port: int, deadline: float) -> list[Address]:
+    try:
+        return _resolver_threads.submit(_resolve, host, port).result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout as exc:
+        raise OutboundFailed("timeout") from exc
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most until the call's deadline.
+
+    httpx's timeout bounds each network operation, not the call: a server that sends its
+    answer a byte every few seconds would otherwise hold a worker for hours."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def _remaining(self, timeout: float | None) -> float:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpcore.ReadTimeout("the call's time is up")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, timeout=self._remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout=self._remaining(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname=server_hostname, timeout=self._remaining(timeout)), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
 def outbound_url_check(url: str, *, field: str = "url") -> None:
     """At save time: refuse a URL the service must not call (not http(s), credentials in it,
     or a host that is or resolves to a forbidden address). A name that does not resolve
@@ -131,8 +177,9 @@ class _CheckedNetworkBackend(httpcore.NetworkBackend):
     """Resolves the host once, refuses if any of its addresses is forbidden, and connects to
     the very address it checked."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self._sockets = httpcore.SyncBackend()
+        self._deadline = deadline
 
     def connect_tcp(
         self,
@@ -144,7 +191,7 @@ class _CheckedNetworkBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         literal = _literal_address(host)
         try:
-            addresses = [literal] if literal is not None else _resolve(host, port)
+            addresses = [literal] if literal is not None else _resolve_before(host, port, self._deadline)
         except (OSError, UnicodeError) as exc:
             raise OutboundFailed("name not resolved") from exc
         if not addresses or any(not address_is_allowed(address) for address in addresses):
@@ -153,8 +200,13 @@ class _CheckedNetworkBackend(httpcore.NetworkBackend):
         # the Host header and as the TLS server name, and verifies the certificate for it.
         last_error: Exception | None = None
         for address in addresses:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise httpcore.ConnectTimeout("the call's time is up")
+            wait = remaining if timeout is None else min(timeout, remaining)
             try:
-                return self._sockets.connect_tcp(str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+                stream = self._sockets.connect_tcp(str(address), port, timeout=wait, local_address=local_address, socket_options=socket_options)
+                return _DeadlineStream(stream, self._deadline)
             except httpcore.ConnectError as exc:
                 last_error = exc
         assert last_error is not None
@@ -170,11 +222,12 @@ class _CheckedNetworkBackend(httpcore.NetworkBackend):
 
 
 class _CheckedTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         super().__init__(trust_env=False)
         # httpx builds its connection pool without a way to pass a network backend; the pool
         # is rebuilt here with the one that checks addresses (httpcore's documented option).
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_CheckedNetworkBackend())
+        backend = _CheckedNetworkBackend(deadline)
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend)
 
 
 @dataclass(frozen=True)
@@ -244,7 +297,7 @@ def outbound_post(
     try:
         # identity encoding: the size cap counts what is held in memory, so no compressed bombs
         with (
-            httpx.Client(transport=_CheckedTransport(), follow_redirects=False, trust_env=False, timeout=timeout_s) as client,
+            httpx.Client(transport=_CheckedTransport(deadline), follow_redirects=False, trust_env=False, timeout=timeout_s) as client,
             client.stream("POST", url, content=content, headers={**headers, "Accept-Encoding": "identity"}) as response,
         ):
             body = bytearray()

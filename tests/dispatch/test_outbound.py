@@ -389,3 +389,41 @@ def test_a_certificate_for_another_name_is_a_tls_error(tls_shop):
     with pytest.raises(OutboundFailed) as failed:
         outbound_post(f"https://other.example:{port}/admin-api", content=b"{}", headers={}, timeout_s=5)
     assert failed.value.category == "TLS error"
+
+
+def test_a_server_answering_a_byte_at_a_time_cannot_hold_the_call_past_its_timeout(outbound_to_loopback):
+    # each byte comes well within the per-read timeout; only a bound on the whole call stops it
+    import socket as socketlib
+    import threading
+    import time
+
+    from dispatch.outbound import OutboundFailed, outbound_post
+
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def dribble():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+            if stop.is_set():
+                break
+            try:
+                conn.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=dribble, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutboundFailed) as failed:
+            outbound_post(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", content=b"{}", headers={}, timeout_s=1.0)
+    finally:
+        stop.set()
+        listener.close()
+    assert failed.value.category == "timeout"
+    assert time.monotonic() - started < 2.5
