@@ -22,12 +22,35 @@ class SweepRunAdmin(ReadOnlyAdmin):
     list_display = ["name", "last_finished_at", "last_duration_s", "last_result", "runs", "last_error"]
 
 
+def _sweep_interval_error(form: forms.ModelForm, task: str | None) -> None:
+    """The service's bound on a sweep's interval, shown on the form instead of failing the save."""
+    if task and services.is_sweep(task):
+        try:
+            services.sweep_interval_check(form.cleaned_data.get("interval"))
+        except DispatchError as exc:
+            form.add_error("interval" if "interval" in form.fields else None, exc.message)
+
+
 class SweepScheduleForm(forms.ModelForm):
     """A sweep's schedule: paused, resumed or re-timed; its name, task and arguments stay."""
 
     class Meta:
         model = PeriodicTask
         fields = sorted(services.SWEEP_EDITABLE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        _sweep_interval_error(self, self.instance.task)
+        return cleaned
+
+
+class CheckedPeriodicTaskForm(beat_admin.PeriodicTaskForm):
+    """django-celery-beat's form for a new task; one that runs a sweep keeps to a sweep's interval."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        _sweep_interval_error(self, cleaned.get("task"))
+        return cleaned
 
 
 for model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule):
@@ -40,6 +63,7 @@ class PeriodicTaskAdmin(LookupsCheckedAdmin, beat_admin.PeriodicTaskAdmin):
     change (form or action) going through an observability service with its audit event."""
 
     actions = ["enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks"]
+    form = CheckedPeriodicTaskForm
 
     def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
         if obj is not None and services.is_sweep(obj.task):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
-from dispatch.errors import DispatchError, NotFound
+from dispatch.errors import DispatchError, InvalidInput, NotFound
 from observability import metrics
 from observability.models import SweepRun
 
@@ -112,12 +112,30 @@ def periodic_task_run(*, task_id: int, actor: Actor) -> None:
         transaction.on_commit(lambda: celery_task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": task.name}))
 
 
+# A sweep runs at least once an hour (or the guarantees it keeps lapse) and at most once a
+# second (or it hammers the database for nothing: each run is safe to miss).
+SWEEP_INTERVAL_MIN_S, SWEEP_INTERVAL_MAX_S = 1, 3600
+
+
+def sweep_interval_check(schedule: Any) -> None:
+    """Refuse an interval schedule a sweep must not run on (InvalidInput)."""
+    seconds = schedule.schedule.run_every.total_seconds() if schedule is not None else None
+    if seconds is None or not SWEEP_INTERVAL_MIN_S <= seconds <= SWEEP_INTERVAL_MAX_S:
+        raise InvalidInput(
+            f"a sweep runs every {SWEEP_INTERVAL_MIN_S} s to {SWEEP_INTERVAL_MAX_S} s: pause it instead of stopping it this way",
+            interval_s=seconds,
+        )
+
+
 def periodic_task_save(*, instance: Any, changed_fields: list[str], is_new: bool, actor: Actor) -> None:
-    """Save a periodic task edited by staff, audited; a sweep's schedule keeps its name and task."""
+    """Save a periodic task edited by staff, audited; a sweep's schedule keeps its name and task,
+    and its interval stays within what keeps its guarantee without hammering the database."""
     from django_celery_beat.models import PeriodicTask
 
     from dispatch.services import reference_data_save
 
+    if is_sweep(instance.task if is_new else PeriodicTask.objects.get(pk=instance.pk).task) and (is_new or "interval" in changed_fields):
+        sweep_interval_check(instance.interval)
     if not is_new:
         stored = PeriodicTask.objects.get(pk=instance.pk)
         refused = sorted(set(changed_fields) - SWEEP_EDITABLE_FIELDS)

@@ -87,3 +87,34 @@ def test_a_schedule_a_sweep_uses_is_not_edited_in_place(client, sweeps):
     url = f"/admin/django_celery_beat/intervalschedule/{sweeps[0].interval_id}/change/"
     assert client.post(url, {"every": 3600, "period": "seconds"}).status_code == 403
     assert IntervalSchedule.objects.get(pk=sweeps[0].interval_id).every == 2
+
+
+@pytest.mark.parametrize(("every", "period"), [(1, "microseconds"), (500, "microseconds"), (2, "hours"), (365, "days")])
+def test_a_sweep_cannot_be_timed_to_hammer_the_database_or_to_stop(client, sweeps, every, period):
+    # every microsecond would run it flat out; once a year would stop its guarantee unseen
+    expire = sweeps[0]
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    client.force_login(staff_member("ops"))
+    events = AuditEvent.objects.count()
+    response = client.post(
+        f"{CHANGELIST}{expire.pk}/change/",
+        {"name": expire.name, "task": expire.task, "regtask": "", "enabled": "on", "description": "", "interval": schedule.pk, "args": "[]"},
+    )
+    assert response.status_code in (200, 302)
+    expire.refresh_from_db()
+    assert expire.interval_id != schedule.pk
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_new_task_running_a_sweep_keeps_to_a_sweeps_interval(client, sweeps):
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=1, period="microseconds")
+    admin = staff_member("ops")
+    admin.is_superuser = True  # ops add no periodic tasks; a superuser may, within the same bound
+    admin.save()
+    client.force_login(admin)
+    response = client.post(
+        f"{CHANGELIST}add/",
+        {"name": "Expire faster", "task": "offers.expire_offers_due", "regtask": "", "enabled": "on", "interval": schedule.pk, "args": "[]", "kwargs": "{}"},
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert not PeriodicTask.objects.filter(name="Expire faster").exists()
