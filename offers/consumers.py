@@ -115,7 +115,9 @@ class DriverConsumer(AsyncWebsocketConsumer):
         while not self.is_closing:
             await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
             try:
-                await database_sync_to_async(services.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name)
+                if not await database_sync_to_async(services.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name):
+                    await self.socket_replaced({})
+                    return
                 await self._close_if_revoked()
             except Exception:  # the database blinked: keep the socket, try again next tick
                 logger.exception("driver socket: the presence and credentials check failed")

@@ -335,12 +335,21 @@ def driver_socket_connect(*, driver_id: int, channel_name: str, app_version: str
     return SocketOpened(evicted_channel_names=[name for _, name in evicted], frames=frames)
 
 
-def driver_socket_seen(*, driver_id: int, channel_name: str, now: datetime | None = None) -> None:
+def driver_socket_seen(*, driver_id: int, channel_name: str, now: datetime | None = None) -> bool:
     """The server still holds this socket (its timer): refresh the presence row, or write it
-    again if a sweep dropped it while this process or the database was stalled."""
+    again if a sweep dropped it while this process or the database was stalled.
+
+    Returns False when the socket has no place any more: its row is gone and the driver holds
+    as many sockets as allowed (it was replaced, and the word of it was lost), so it closes."""
+    from offers.selectors import connected_sockets
+
     now = now or timezone.now()
-    if not DriverSocket.objects.filter(channel_name=channel_name).update(seen_at=now):
-        DriverSocket.objects.get_or_create(channel_name=channel_name, defaults={"driver_id": driver_id, "opened_at": now, "seen_at": now})
+    if DriverSocket.objects.filter(channel_name=channel_name).update(seen_at=now):
+        return True
+    if connected_sockets(now).filter(driver_id=driver_id).count() >= settings.DISPATCH_MAX_SOCKETS_PER_DRIVER:
+        return False
+    DriverSocket.objects.get_or_create(channel_name=channel_name, defaults={"driver_id": driver_id, "opened_at": now, "seen_at": now})
+    return True
 
 
 def driver_socket_closed(*, channel_name: str) -> None:

@@ -102,3 +102,30 @@ def test_a_driver_holds_at_most_the_set_number_of_sockets_the_oldest_is_replaced
     assert [a["type"] for a in answers] == ["ack", "ack"]
     assert rows == 2
     assert Driver.objects.get(pk=driver.pk).v2_connected_at is not None
+
+
+def test_a_replaced_socket_that_never_heard_of_it_closes_itself_on_its_timer(settings):
+    # given a limit of one socket per driver and a socket whose "replaced" message was lost
+    settings.DISPATCH_MAX_SOCKETS_PER_DRIVER = 1
+    settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S = 0.2
+    ZoneFactory()
+    driver = DriverFactory()
+    key = token_for(driver)
+
+    async def scenario():
+        old = await connect(key)
+        # a newer socket took the place (its row), and the word to the old one never came
+        await database_sync_to_async(lambda: DriverSocket.objects.filter(driver=driver).delete())()
+        newer = await database_sync_to_async(DriverSocket.objects.create)(
+            driver=driver, channel_name="specific.newer!1", opened_at=timezone.now(), seen_at=timezone.now()
+        )
+        told = await receive(old, timeout=5)
+        closed = await old.receive_output(timeout=5)
+        rows = await database_sync_to_async(lambda: list(DriverSocket.objects.filter(driver=driver).values_list("pk", flat=True)))()
+        return told, closed, rows, newer.pk
+
+    told, closed, rows, newer = run(scenario)
+    # then on its next tick it finds no place, says so and closes: the limit holds
+    assert (told["type"], told["code"]) == ("error", "replaced")
+    assert closed == {"type": "websocket.close", "code": 4409}
+    assert rows == [newer]
