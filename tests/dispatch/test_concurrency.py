@@ -97,3 +97,52 @@ def test_two_workers_racing_to_assign_one_order_to_different_drivers():
     assert len(won) == 1
     assert sum(Driver.objects.values_list("active_order_count", flat=True)) == 1
     assert AuditEvent.objects.filter(kind="order.assigned").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_assignment_waiting_on_a_driver_being_deactivated_is_refused():
+    """Ops deactivate a driver while a dispatch is about to give them an order: whichever way
+    the two interleave, a deactivated driver ends up holding nothing new."""
+    import time
+
+    from django.db import transaction
+
+    from audit.actors import Actor
+    from dispatch.errors import DriverUnavailable
+    from tests.helpers import receive_order
+
+    ZoneFactory()
+    order = receive_order(ShopChannelFactory(), code="RACE-DEACT")  # nobody online: it waits
+    driver = DriverFactory()
+    outcome = []
+
+    def deactivate():
+        try:
+            with transaction.atomic():
+                user = driver.user
+                user.is_active = False
+                user.save()  # takes the driver offline: the driver's row is held until commit
+                time.sleep(0.6)
+        finally:
+            connection.close()
+
+    def assign():
+        try:
+            services.order_assign(order_id=order.pk, driver_id=driver.pk, actor=Actor.system("race"))
+            outcome.append("assigned")
+        except DriverUnavailable:
+            outcome.append("refused")
+        finally:
+            connection.close()
+
+    deactivating = threading.Thread(target=deactivate)
+    deactivating.start()
+    time.sleep(0.2)
+    assigning = threading.Thread(target=assign)
+    assigning.start()
+    deactivating.join(10)
+    assigning.join(10)
+    order.refresh_from_db()
+    assert outcome == ["refused"]
+    assert (order.status, order.driver_id) == (Order.Status.UNASSIGNED, None)
+    assert Driver.objects.get(pk=driver.pk).active_order_count == 0
