@@ -1,4 +1,4 @@
-"""Invariants 1, 2, 3, 5, 6, 7 and 8 of DESIGN.md over random sequences of dispatch events (hypothesis).
+"""Invariants 1 to 9 of DESIGN.md over random sequences of dispatch events (hypothesis).
 
 Every way an order changes hands is a rule: offers answered, lapsed or answered again, v1
 assignment, cancellation, pickup and delivery, availability, take-backs by ops (unassign,
@@ -43,6 +43,7 @@ class DispatchMachine(RuleBasedStateMachine):
         self.channel = ShopChannel.objects.create(token=f"t{n}", name="S", webhook_secret="s" * 20, pickup_lat=52.5, pickup_lon=13.4)
         self.drivers = []
         self.intakes = []
+        self.audit_seen, self.audit_seen_up_to = [], 0
         for i in range(4):
             driver = DriverFactory(capacity=1 + i % 2, zones=[self.zone])
             if i % 2 == 0:  # half the drivers speak v2
@@ -95,6 +96,27 @@ class DispatchMachine(RuleBasedStateMachine):
         before = self.snapshot()
         order, created = dispatch_services.order_receive(channel=self.channel, intake=intake, actor=OPS)
         assert not created and self.snapshot() == before
+
+    @rule(
+        index=st.integers(0, 3),
+        bad=st.sampled_from(["no_such_offer", "break_too_long", "break_of_nothing", "unknown_driver"]),
+    )
+    def a_driver_sends_something_invalid(self, index, bad):  # invariant 9
+        driver = Driver.objects.get(pk=self.drivers[index])
+        before = self.snapshot()
+        call = {
+            "no_such_offer": lambda: offer_services.offer_accept(offer_id=2**62, driver=driver),
+            "break_too_long": lambda: availability.break_start(driver_id=driver.pk, minutes=10**6, actor=OPS),
+            "break_of_nothing": lambda: availability.break_start(driver_id=driver.pk, minutes=0, actor=OPS),
+            "unknown_driver": lambda: availability.driver_go_online(driver_id=2**62, actor=OPS),
+        }[bad]
+        try:
+            call()
+        except DispatchError as refusal:
+            assert refusal.code in ("not_found", "invalid_input", "illegal_transition", "driver_unavailable"), refusal.code
+        else:
+            raise AssertionError(f"{bad} was accepted")
+        assert self.snapshot() == before
 
     @precondition(lambda self: self.offers().exists())
     @rule(data=st.data(), index=st.integers(0, 3), accept=st.booleans())
@@ -266,6 +288,13 @@ class DispatchMachine(RuleBasedStateMachine):
             assert not Offer.objects.filter(driver=driver, state=Offer.State.PENDING).exists()
             deactivated_at = AuditEvent.objects.filter(subject_type="driver", subject_id=str(driver.pk), after__availability="offline").latest("id").pk
             assert not AuditEvent.objects.filter(kind="order.assigned", driver_id=driver.pk, pk__gt=deactivated_at).exists()
+
+    @invariant()
+    def the_audit_trail_only_grows(self):  # invariant 4: no event is changed or removed
+        seen = list(AuditEvent.objects.filter(pk__lte=self.audit_seen_up_to).order_by("pk").values_list("pk", "kind", "before", "after"))
+        assert seen[: len(self.audit_seen)] == self.audit_seen
+        self.audit_seen = list(AuditEvent.objects.order_by("pk").values_list("pk", "kind", "before", "after"))
+        self.audit_seen_up_to = self.audit_seen[-1][0] if self.audit_seen else 0
 
     @invariant()
     def switch_off_means_v1(self):  # invariant 7
