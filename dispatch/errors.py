@@ -61,11 +61,16 @@ class DriverUnavailable(DispatchError):
     code = "driver_unavailable"
 
 
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """The one shape of every refusal, over REST, the webhook, /metrics and the driver socket."""
+    return {"code": code, "message": message, "detail": detail if detail is not None else {}}
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render domain errors and DRF's own errors in one shape."""
     if isinstance(exc, DispatchError):
         return Response(
-            {"code": exc.code, "message": exc.message, "detail": exc.detail},
+            error_body(exc.code, exc.message, exc.detail),
             status=exc.http_status,
         )
     response = exception_handler(exc, context)
@@ -73,7 +78,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         code = getattr(exc, "default_code", "error")
         data = response.data
         if isinstance(data, dict) and set(data) == {"detail"}:
-            response.data = {"code": code, "message": str(data["detail"]), "detail": {}}
+            response.data = error_body(code, str(data["detail"]))
         else:
-            response.data = {"code": code, "message": "The request is not valid.", "detail": data}
+            response.data = error_body(code, "The request is not valid.", data)
     return response

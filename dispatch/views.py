@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from dispatch.access import SUPPORT_READERS, is_in_groups
+from dispatch.errors import error_body
 from dispatch.models import Driver, Order
 from offers.models import Offer
 
@@ -32,5 +33,5 @@ def home(request: HttpRequest) -> HttpResponse:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """API clients get the API's error shape for unknown paths; people get a page."""
     if request.path.startswith(("/api/", "/webhooks/")):
-        return JsonResponse({"code": "not_found", "message": f"No such endpoint: {request.path}", "detail": {}}, status=404)
+        return JsonResponse(error_body("not_found", f"No such endpoint: {request.path}"), status=404)
     return render(request, "404.html", {"path": request.path}, status=404)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dispatch.access import OPS, staff_group_required
+from dispatch.errors import error_body
 from dispatch.models import Driver, Order, Zone
 from observability import selectors
 from observability.metrics import metrics_exposition
@@ -48,14 +49,8 @@ def _may_scrape(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrape: a bearer token (METRICS_TOKEN) or an allowed address (METRICS_ALLOWED_IPS)."""
     if not _may_scrape(request):
-        return JsonResponse(
-            {
-                "code": "forbidden",
-                "message": "Metrics are for the scraper: send the METRICS_TOKEN as a bearer token, or scrape from an allowed address.",
-                "detail": {},
-            },
-            status=403,
-        )
+        message = "Metrics are for the scraper: send the METRICS_TOKEN as a bearer token, or scrape from an allowed address."
+        return JsonResponse(error_body("forbidden", message), status=403)
     return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
 
 

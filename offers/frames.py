@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from dispatch.errors import error_body
 from dispatch.models import Order
 from offers.models import Offer
 
@@ -54,7 +55,7 @@ def order_taken_back_frame(order_id: int, code: str, reason: str) -> dict[str, A
 
 
 def error_frame(message_id: Any, code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": "error", "id": message_id, "code": code, "message": message, "detail": detail or {}}
+    return {"type": "error", "id": message_id, **error_body(code, message, detail)}
 
 
 def ack_frame(message_id: Any, **result: Any) -> dict[str, Any]:

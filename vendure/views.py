@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from dispatch.errors import InvalidInput
+from dispatch.errors import InvalidInput, error_body
 from observability import metrics
 from vendure import services
 from vendure.signing import SignatureRefused
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def _error(status: int, code: str, message: str, detail: dict | None = None) -> JsonResponse:
     metrics.webhook_outcome(code, is_accepted=False)
-    return JsonResponse({"code": code, "message": message, "detail": detail or {}}, status=status)
+    return JsonResponse(error_body(code, message, detail), status=status)
 
 
 def _refuse_non_json_constant(name: str) -> None:
