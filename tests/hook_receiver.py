@@ -14,6 +14,7 @@ class HookReceiver:
         self.fail_status = 500
         self.hang_next = 0
         self.hang_s = 2.0
+        self.hanging = threading.Event()  # set once a request is being held
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -33,6 +34,7 @@ class HookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.hang_next:
                     receiver.hang_next -= 1
+                    receiver.hanging.set()
                     time.sleep(receiver.hang_s)
                     return
                 if receiver.fail_next:

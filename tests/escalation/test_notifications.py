@@ -187,10 +187,10 @@ def test_a_hanging_notifier_times_out_and_never_holds_up_an_assignment(ownership
 
     sweep = threading.Thread(target=sweep_then_close)
     sweep.start()
-    deadline = time.monotonic() + 10
-    while not Escalation.objects.filter(order=order, trigger=AlertKind.ORDER_UNASSIGNED).exists():  # committed, now notifying
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # the escalation committed and its notification is being held by the hanging endpoint (waiting
+    # for the row alone raced the assignment's own notification to the endpoint, which then hung it)
+    assert hooks.hanging.wait(10)
+    assert Escalation.objects.filter(order=order, trigger=AlertKind.ORDER_UNASSIGNED).exists()
     started = time.monotonic()
     dispatch_services.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
     assign_took = time.monotonic() - started
