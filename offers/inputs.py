@@ -12,7 +12,8 @@ from rest_framework import serializers
 
 from dispatch.serializer_fields import StrictCharField, StrictDateTimeField, StrictFloatField, StrictIntegerField
 
-# PostgreSQL integer primary keys: anything larger names no offer and must not reach a query.
+# An offer id a socket or REST answer may name; anything larger is refused before a query.
+# Narrower than the offers' 64-bit keys: it must be widened before two billion offers.
 MAX_ID = 2**31 - 1
 
 

@@ -228,13 +228,12 @@ def offers_withdraw(*, queryset_filter: dict[str, Any], reason: str, now: dateti
     return withdrawn
 
 
-def offer_take_back(*, order_id: int, driver_id: int, reason: str, now: datetime | None = None) -> Offer | None:
+def offer_take_back(*, order_id: int, driver_id: int, reason: str) -> Offer | None:
     """The order was taken from the driver who had accepted its offer: that offer is taken back.
 
     Inside the caller's transaction, which holds the order's lock. Without it the partial
     unique index "one accepted offer per order" would refuse every later accept of the order.
     """
-    now = now or timezone.now()
     offer = Offer.objects.select_related("order").filter(order_id=order_id, driver_id=driver_id, state=Offer.State.ACCEPTED).first()
     if offer is None:
         return None  # assigned the v1 way or by ops: no offer was accepted

@@ -158,8 +158,7 @@ def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor
 
 # --- Progress back to the shop ------------------------------------------------------------
 
-STEP_SHIPPED = "Shipped"
-STEP_DELIVERED = "Delivered"
+STEP_SHIPPED, STEP_DELIVERED = FulfillmentStep.Step.SHIPPED, FulfillmentStep.Step.DELIVERED
 
 
 def _client_for(channel: ShopChannel) -> VendureAdminClient | None:
@@ -175,7 +174,7 @@ def fulfillment_report(*, order_id: int, step: str) -> str:
     committed before the next call, so a retry resumes where the last attempt stopped and
     two workers never both send a step. Raises VendureUnavailable for the task to retry.
     """
-    if step not in (STEP_SHIPPED, STEP_DELIVERED):
+    if step not in FulfillmentStep.Step.values:
         raise InvalidInput(f"unknown fulfillment step {step!r}")
     order = Order.objects.select_related("channel", "driver").get(pk=order_id)
     client = _client_for(order.channel)
