@@ -4,11 +4,12 @@ import logging
 import uuid
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django_guid import get_guid, set_guid
 
 from audit.actors import Actor
 from audit.models import AuditEvent
+from dispatch.after_commit import after_commit
 
 # Every recorded change is also a log line (JSON, with the correlation id), so the logs of a
 # request, socket message or task tell the same story as the trail.
@@ -28,7 +29,7 @@ def current_correlation_id() -> str:
     return guid
 
 
-def audit_record(
+def _event(
     kind: str,
     *,
     actor: Actor,
@@ -42,10 +43,9 @@ def audit_record(
     after: Any = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Must run inside the caller's transaction, so both commit or neither."""
     if not connection.in_atomic_block:
         raise RuntimeError(f"audit_record({kind!r}) outside a transaction: the change and its record must commit together")
-    event = AuditEvent.objects.create(
+    return AuditEvent(
         kind=kind,
         actor_kind=actor.kind,
         actor_id=actor.id,
@@ -61,7 +61,40 @@ def audit_record(
         data=data or {},
         correlation_id=current_correlation_id(),
     )
-    extra = {"event": kind, "order_id": order_id, "order_code": order_code, "driver_id": driver_id, "actor": f"{actor.kind}:{actor.label}"}
+
+
+def _log_after_commit(events: list[AuditEvent]) -> None:
     # Logged once committed: a rolled-back change leaves no line claiming it happened.
-    transaction.on_commit(lambda: logger.info("%s %s:%s", kind, subject_type, subject_id, extra=extra))
+    def log() -> None:
+        for event in events:
+            extra = {
+                "event": event.kind,
+                "order_id": event.order_id,
+                "order_code": event.order_code,
+                "driver_id": event.driver_id,
+                "actor": f"{event.actor_kind}:{event.actor_label}",
+            }
+            logger.info("%s %s:%s", event.kind, event.subject_type, event.subject_id, extra=extra)
+
+    after_commit(log)
+
+
+def audit_record(kind: str, **fields: Any) -> AuditEvent:
+    """Append one event. Must run inside the caller's transaction, so both commit or neither.
+
+    Fields: actor, subject_type, subject_id, and optionally order_id, order_code, driver_id,
+    zone_id, before, after, data."""
+    event = _event(kind, **fields)
+    event.save(force_insert=True)
+    _log_after_commit([event])
     return event
+
+
+def audit_record_many(entries: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append several events in one INSERT (each entry: `kind` and the fields of
+    `audit_record`), for a change that moves many rows at once, such as the rival offers an
+    accept withdraws."""
+    events = AuditEvent.objects.bulk_create([_event(**entry) for entry in entries])
+    if events:
+        _log_after_commit(events)
+    return events

@@ -12,6 +12,7 @@ from dispatch.api import DriverAPIView, errors
 from dispatch.models import Driver
 from dispatch.serializer_fields import StrictFloatField
 from dispatch.services import driver_actor
+from usecases import drivers as driver_usecases
 
 
 class V1AvailabilityField(serializers.ChoiceField):
@@ -51,7 +52,7 @@ class GoOnlineView(DriverAPIView):
     @extend_schema(operation_id="v1_me_online", request=None, responses={200: DriverV1Serializer, **errors(401, 403)})
     def post(self, request: Request) -> Response:
         """Start taking orders. Going online twice is not an error."""
-        driver = services.driver_go_online(driver_id=self.driver.pk, actor=driver_actor(self.driver))
+        driver = driver_usecases.driver_go_online(driver_id=self.driver.pk, actor=driver_actor(self.driver))
         return Response(DriverV1Serializer(driver).data)
 
 
@@ -60,7 +61,7 @@ class GoOfflineView(DriverAPIView):
     @extend_schema(operation_id="v1_me_offline", request=None, responses={200: DriverV1Serializer, **errors(401, 403)})
     def post(self, request: Request) -> Response:
         """Stop taking new orders; orders already held stay with the driver."""
-        driver = services.driver_go_offline(driver_id=self.driver.pk, actor=driver_actor(self.driver))
+        driver = driver_usecases.driver_go_offline(driver_id=self.driver.pk, actor=driver_actor(self.driver))
         return Response(DriverV1Serializer(driver).data)
 
 

@@ -4,8 +4,3 @@ from django.apps import AppConfig
 class AvailabilityConfig(AppConfig):
     name = "availability"
     verbose_name = "Driver availability"
-
-    def ready(self) -> None:
-        from availability import receivers
-
-        receivers.connect()

@@ -44,7 +44,8 @@ def seed() -> Any:
     from audit.actors import Actor
     from dispatch.models import Driver, Zone
     from dispatch.services import shop_channel_register
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     actor = Actor.system("bench")
     switch_set(name="v2_offers", active=True, actor=actor)
@@ -73,8 +74,9 @@ def time_now() -> Any:
 def new_order(channel: Any, postal_code: str = "10115") -> Any:
     from audit.actors import Actor
     from dispatch import services
+    from usecases import intake as intake_usecases
 
-    intake = services.OrderIntake(
+    order_intake = services.OrderIntake(
         vendure_order_id=uuid.uuid4().hex,
         code="RACE",
         vendure_state="PaymentSettled",
@@ -83,22 +85,22 @@ def new_order(channel: Any, postal_code: str = "10115") -> Any:
         delivery_fee_minor=1,
         dropoff_postal_code=postal_code,
     )
-    return services.order_receive(channel=channel, intake=intake, actor=Actor.system("bench"))[0]
+    return intake_usecases.order_receive(channel=channel, intake=order_intake, actor=Actor.system("bench"))[0]
 
 
 def race_one_order(channel: Any) -> tuple[float, int, int]:
-    from dispatch import services as dispatch_services
-    from offers import services
     from offers.errors import OfferTaken
     from offers.models import Offer
+    from usecases import dispatching
+    from usecases import offers as offer_usecases
 
     order = new_order(channel)
-    dispatch_services.order_dispatch(order_id=order.pk)
+    dispatching.order_dispatch(order_id=order.pk)
     offers = list(Offer.objects.filter(order=order, state="pending").select_related("driver"))
 
     def accept(i: int) -> str:
         try:
-            services.offer_accept(offer_id=offers[i].pk, driver=offers[i].driver)
+            offer_usecases.offer_accept(offer_id=offers[i].pk, driver=offers[i].driver)
             return "won"
         except OfferTaken:
             return "taken"
@@ -111,10 +113,10 @@ def accepts_per_second(channel: Any) -> float:
     """Each thread answers offers in a zone of its own, one pending offer per driver there."""
     from django.contrib.auth import get_user_model
 
-    from dispatch import services as dispatch_services
     from dispatch.models import Driver, Zone
-    from offers import services
     from offers.models import Offer
+    from usecases import dispatching
+    from usecases import offers as offer_usecases
 
     User = get_user_model()
     plans: list[list[tuple[int, Any]]] = []
@@ -140,14 +142,14 @@ def accepts_per_second(channel: Any) -> float:
         plan = []
         for _ in range(ACCEPTS_PER_THREAD):
             order = new_order(channel, postal_code=f"7{i}000")
-            dispatch_services.order_dispatch(order_id=order.pk)
+            dispatching.order_dispatch(order_id=order.pk)
             offer = Offer.objects.select_related("driver").get(order=order, state="pending")
             plan.append((offer.pk, offer.driver))
         plans.append(plan)
 
     def work(i: int) -> int:
         for offer_id, driver in plans[i]:
-            services.offer_accept(offer_id=offer_id, driver=driver)
+            offer_usecases.offer_accept(offer_id=offer_id, driver=driver)
         return len(plans[i])
 
     elapsed, counts = _in_threads(THREADS, work)

@@ -79,7 +79,7 @@ def timed_sweep() -> tuple[float, int, float]:
     from django.db.models.functions import Now
 
     from offers.models import Offer
-    from offers.services import expire_offers_due
+    from usecases.offers import expire_offers_due
 
     query = Offer.objects.filter(state="pending", expires_at__lte=Now()).order_by("expires_at").values_list("pk", "order_id")[:DUE]
     sql, params = query.query.sql_with_params()

@@ -23,7 +23,8 @@ def setup() -> tuple[Any, Any]:
     from audit.actors import Actor
     from dispatch.models import Zone
     from dispatch.services import driver_create, shop_channel_register
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     actor = Actor.system("bench")
     channel, _ = shop_channel_register(token="metrics", name="Metrics", webhook_secret="metrics-secret-0123", pickup_lat=52.5, pickup_lon=13.4, actor=actor)
@@ -39,8 +40,11 @@ def setup() -> tuple[Any, Any]:
 
 def cycle(channel: Any, driver: Any) -> None:
     from dispatch import services as dispatch_services
-    from offers import services as offer_services
     from offers.models import Offer
+    from usecases import dispatching
+    from usecases import intake as intake_usecases
+    from usecases import offers as offer_usecases
+    from usecases import orders as order_usecases
 
     intake = dispatch_services.OrderIntake(
         vendure_order_id=uuid.uuid4().hex,
@@ -51,12 +55,12 @@ def cycle(channel: Any, driver: Any) -> None:
         delivery_fee_minor=10,
         dropoff_postal_code="10115",
     )
-    order, _ = dispatch_services.order_receive(channel=channel, intake=intake, actor=dispatch_services.SYSTEM)
-    dispatch_services.order_dispatch(order_id=order.pk)
+    order, _ = intake_usecases.order_receive(channel=channel, intake=intake, actor=dispatch_services.SYSTEM)
+    dispatching.order_dispatch(order_id=order.pk)
     offer_id = Offer.objects.filter(order_id=order.pk, state="pending").values_list("pk", flat=True).get()
-    offer_services.offer_accept(offer_id=offer_id, driver=driver)
-    dispatch_services.order_pick_up(order_id=order.pk, driver=driver)
-    dispatch_services.order_deliver(order_id=order.pk, driver=driver)
+    offer_usecases.offer_accept(offer_id=offer_id, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_deliver(order_id=order.pk, driver=driver)
 
 
 def block(channel: Any, driver: Any, metrics_on: bool) -> float:

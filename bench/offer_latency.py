@@ -24,7 +24,8 @@ def seed() -> tuple[str, str, list[str]]:
     from audit.actors import Actor
     from dispatch.models import Driver, Zone
     from dispatch.services import shop_channel_register
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     actor = Actor.system("bench")
     switch_set(name="v2_offers", active=True, actor=actor)

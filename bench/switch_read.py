@@ -34,7 +34,7 @@ def run() -> dict[str, Any]:
     from audit.actors import Actor
     from dispatch.models import Zone
     from rollout.selectors import switch_is_on
-    from rollout.services import switch_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_offers", active=True, actor=Actor.system("bench"))
     zone = Zone.objects.create(name="Bench", slug="bench", postal_code_prefixes=["1"])

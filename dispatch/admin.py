@@ -19,11 +19,12 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from audit.actors import Actor
-from availability import services as availability_services
 from dispatch import services
 from dispatch.errors import DispatchError
 from dispatch.models import ApiToken, Driver, Order, ShopChannel, Zone
 from dispatch.services import AUDIT_HIDDEN_FIELDS
+from usecases import drivers as driver_usecases
+from usecases import orders as order_usecases
 
 admin.site.site_header = "Dispatch ops console"
 admin.site.site_title = "Dispatch ops"
@@ -269,11 +270,11 @@ class DriverAdmin(ServiceSavedAdmin):
 
     @admin.action(description="Set selected drivers online", permissions=["change"])
     def go_online(self, request: HttpRequest, queryset: QuerySet[Driver]) -> None:
-        self._each(request, queryset, availability_services.driver_go_online, "online")
+        self._each(request, queryset, driver_usecases.driver_go_online, "online")
 
     @admin.action(description="Set selected drivers offline", permissions=["change"])
     def go_offline(self, request: HttpRequest, queryset: QuerySet[Driver]) -> None:
-        self._each(request, queryset, availability_services.driver_go_offline, "offline")
+        self._each(request, queryset, driver_usecases.driver_go_offline, "offline")
 
 
 class AssignDriverForm(forms.Form):
@@ -346,13 +347,13 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
             return self._form_page(request, queryset, form, "assign_to_driver", "Assign orders to a driver")
         driver = form.cleaned_data["driver"]
         actor = Actor.staff(request.user)
-        self._apply(request, queryset, lambda o: services.order_assign_manually(order_id=o.pk, driver_id=driver.pk, actor=actor), f"assigned to {driver}")
+        self._apply(request, queryset, lambda o: order_usecases.order_assign_manually(order_id=o.pk, driver_id=driver.pk, actor=actor), f"assigned to {driver}")
         return None
 
     @admin.action(description="Unassign (back to waiting)", permissions=["change"])
     def unassign(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = Actor.staff(request.user)
-        self._apply(request, queryset, lambda o: services.order_unassign(order_id=o.pk, actor=actor), "unassigned")
+        self._apply(request, queryset, lambda o: order_usecases.order_unassign(order_id=o.pk, actor=actor), "unassigned")
 
     @admin.action(description="Cancel with a reason", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
@@ -361,7 +362,7 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
             return self._form_page(request, queryset, form, "cancel", "Cancel orders")
         actor = Actor.staff(request.user)
         reason = form.cleaned_data["reason"]
-        self._apply(request, queryset, lambda o: services.order_cancel(order_id=o.pk, actor=actor, reason=reason), "cancelled")
+        self._apply(request, queryset, lambda o: order_usecases.order_cancel(order_id=o.pk, actor=actor, reason=reason), "cancelled")
         return None
 
 
@@ -372,7 +373,15 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class StaffUserAdmin(LookupsCheckedAdmin, UserAdmin):
-    """Django's own user admin, whose lists cannot be made to answer 500 or read a password hash."""
+    """Django's own user admin, whose lists cannot be made to answer 500 or read a password hash.
+
+    Deactivating a driver's account takes them offline in the same transaction (their pending
+    offer moves on); the silence sweep does it for a deactivation made anywhere else."""
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            driver_usecases.driver_deactivated(user_id=obj.pk)
 
 
 @admin.register(Group)

@@ -12,6 +12,7 @@ from dispatch import selectors, services
 from dispatch.errors import NotFound
 from dispatch.models import Driver, Order
 from dispatch.serializer_fields import StrictCharField
+from usecases import orders as order_usecases
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -129,7 +130,7 @@ class OrderPickedUpView(DriverAPIView):
     @extend_schema(operation_id="v1_orders_picked_up", request=None, responses={200: OrderV1Serializer, **errors(401, 403, 404, 409)})
     def post(self, request: Request, order_id: int) -> Response:
         """Report that the order was collected at the pickup point."""
-        order = services.order_pick_up(order_id=order_id, driver=self.driver)
+        order = order_usecases.order_pick_up(order_id=order_id, driver=self.driver)
         return _render(order.pk)
 
 
@@ -140,7 +141,7 @@ class OrderDeliveredView(DriverAPIView):
         """Report delivery, with an optional proof (a note and a photo reference)."""
         body = DeliveredSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        order = services.order_deliver(
+        order = order_usecases.order_deliver(
             order_id=order_id, driver=self.driver, proof_note=body.validated_data["note"], proof_photo_ref=body.validated_data["photo_ref"]
         )
         return _render(order.pk)
@@ -153,5 +154,5 @@ class OrderFailedView(DriverAPIView):
         """Report that the delivery could not be made, with the reason."""
         body = FailedSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        order = services.order_fail(order_id=order_id, driver=self.driver, actor=services.driver_actor(self.driver), reason=body.validated_data["reason"])
+        order = order_usecases.order_fail(order_id=order_id, driver=self.driver, actor=services.driver_actor(self.driver), reason=body.validated_data["reason"])
         return _render(order.pk)

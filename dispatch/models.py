@@ -317,6 +317,12 @@ class Order(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
+    @classmethod
+    def frees_capacity(cls, before: str, after: str) -> bool:
+        """Whether a move gives its driver a unit of capacity back: the order leaves the
+        statuses in which a driver carries it (delivered, failed, cancelled, taken back)."""
+        return before in cls.ACTIVE_STATUSES and after not in cls.ACTIVE_STATUSES
+
     @property
     def pickup_place(self) -> dict[str, object]:
         """Where the driver collects the order, as the driver APIs show it."""
@@ -331,14 +337,17 @@ class Order(models.Model):
 
 
 class Reassignment(models.Model):
-    """An order taken back from its driver without them asking: gone offline or silent, or
-    not picked up in time. The driver is not offered that order again."""
+    """An order taken back from its driver without them asking: automatically (gone offline
+    or silent, not picked up in time) or by ops (unassigned, given to the next driver, or
+    given by hand to someone else). The driver is not offered that order again."""
 
     class Reason(models.TextChoices):
         DRIVER_OFFLINE = "driver_offline", "The driver went offline"
         DRIVER_SILENT = "driver_silent", "The driver went silent"
         MISSED_PICKUP = "missed_pickup", "Not picked up in time"
         BY_OPS = "by_ops", "Reassigned by ops"
+        UNASSIGNED_BY_OPS = "unassigned_by_ops", "Unassigned by ops"
+        REASSIGNED_BY_OPS = "reassigned_by_ops", "Given by ops to another driver"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="reassignments")
     driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="reassignments")
@@ -351,6 +360,16 @@ class Reassignment(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} taken from driver {self.driver_id} ({self.reason})"
+
+    # What the machine decided on its own: only these count towards a zone's limit of
+    # automatic reassignments (ops moving an order is no sign the order is hard to place).
+    AUTOMATIC_REASONS = frozenset({Reason.DRIVER_OFFLINE, Reason.DRIVER_SILENT, Reason.MISSED_PICKUP})
+
+    @classmethod
+    def audit_kind(cls, reason: str) -> str:
+        """The audit kind of a take-back: `order.reassigned` when the order goes on to the next
+        driver at once, `order.unassigned` when ops took it back to wait or to give by hand."""
+        return "order.unassigned" if reason in (cls.Reason.UNASSIGNED_BY_OPS, cls.Reason.REASSIGNED_BY_OPS) else "order.reassigned"
 
 
 class ApiToken(TokenProxy):

@@ -1,8 +1,11 @@
-"""Every write to orders and drivers' capacity: the order lifecycle and v1 assignment.
+"""The ground floor: every write to orders and drivers' capacity, and the reference data.
 
-Each transition is a compare-and-set (a conditional UPDATE on the state read) inside a
-transaction that also writes its audit event. Rows are touched in one fixed order, orders
-before drivers, so concurrent transitions never deadlock.
+One function, `order_move`, moves an order from one status to another (lock, compare-and-
+set, timestamps, capacity, audit); each public move is a thin caller naming the statuses it
+may start from. These run inside the caller's transaction and know nothing of the apps built
+on them (offers, escalations, the shop's reports): the use cases in `usecases/` compose them,
+in one transaction, and are the entry points. Rows are locked through `dispatch.locks`, in
+one fixed order (orders, then drivers, then offers), so concurrent moves never deadlock.
 """
 
 import logging
@@ -12,16 +15,15 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import Case, F, Value, When
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import limits, selectors
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
+from dispatch.locks import driver_account_lock, order_lock, order_locked
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
-from dispatch.signals import order_moved, order_status_changed, order_stopped_waiting
 from observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -96,98 +98,120 @@ def _snapshot(status: str, driver_id: int | None) -> dict[str, Any]:
     return {"status": status, "driver": driver_id}
 
 
-def _announce(order_id: int, before: str, after: str) -> None:
-    # robust: a failing receiver (say, the broker is down) is logged and never undoes or
-    # fails the committed change; the periodic sweeps catch up on whatever it missed.
-    transaction.on_commit(
-        lambda: order_status_changed.send(sender=Order, order_id=order_id, before=before, after=after),
-        robust=True,
+def _capacity_release(driver_id: int, now: datetime) -> None:
+    """Give back one unit of the driver's capacity; a driver left with nothing is idle from now."""
+    Driver.objects.filter(pk=driver_id, active_order_count__gt=0).update(
+        active_order_count=F("active_order_count") - 1,
+        idle_since=Case(When(active_order_count=1, then=Value(now)), default=F("idle_since")),
     )
 
 
-def _release_capacity(driver_id: int, now: datetime) -> None:
-    """Give back one unit of the driver's capacity; a driver left with nothing is idle from now."""
-    Driver.objects.filter(pk=driver_id, active_order_count__gt=0).update(active_order_count=F("active_order_count") - 1)
-    Driver.objects.filter(pk=driver_id, active_order_count=0).update(idle_since=now)
+def _capacity_take(driver_id: int, now: datetime) -> None:
+    """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock.
 
-
-def _take_capacity(driver_id: int, now: datetime) -> None:
-    """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock."""
+    The driver's account is locked and read first (`driver_account_lock`): a deactivation in
+    flight commits before we read it, so a deactivated driver takes no work, however it is
+    given (v1, an accept, ops by hand), and however they were deactivated.
+    """
+    is_active = driver_account_lock(driver_id)
+    if is_active is None:
+        raise NotFound(f"driver {driver_id} does not exist")
+    if not is_active:
+        raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
     taken = Driver.objects.filter(pk=driver_id, active_order_count__lt=F("capacity")).update(active_order_count=F("active_order_count") + 1, idle_since=now)
     if not taken:
-        if not Driver.objects.filter(pk=driver_id).exists():
-            raise NotFound(f"driver {driver_id} does not exist")
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
 
 
-def _order_move(
+@dataclass(frozen=True)
+class OrderMove:
+    """What one move did: the order as it is now, the status it left, and the driver who held
+    it before (None for a waiting order)."""
+
+    order: Order
+    before: str
+    driver_before: int | None
+
+    @property
+    def after(self) -> str:
+        return self.order.status
+
+    @property
+    def freed_driver_id(self) -> int | None:
+        """The driver who got a unit of capacity back by this move, if any."""
+        return self.driver_before if Order.frees_capacity(self.before, self.after) else None
+
+
+def order_move(
     order_id: int,
     to: str,
     *,
+    from_statuses: tuple[str, ...],
     actor: Actor,
     now: datetime,
     kind: str | None = None,
+    to_driver_id: int | None = None,
     only_driver_id: int | None = None,
-    only_from: tuple[str, ...] | None = None,
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
-) -> Order:
-    """Move an order to `to` by compare-and-set; release capacity when it leaves a driver.
+    locked: Order | None = None,
+) -> OrderMove:
+    """The one function that moves an order from one status to another.
 
-    `only_driver_id` restricts the move to the order's own driver: anyone else is told the
-    order does not exist, so drivers cannot probe each other's orders. `only_from` narrows
-    the statuses the move may start from.
+    Inside the caller's transaction: locks the order's row, checks the move is allowed from
+    what the row says now (a racing change committed first, and we decide on what it left),
+    writes the status and its timestamp by compare-and-set, takes capacity from the driver it
+    goes to (`to_driver_id`, for an assignment) or gives it back to the driver it leaves, and
+    records the audit event. `only_driver_id` restricts the move to the order's own driver:
+    anyone else is told the order does not exist, so drivers cannot probe each other's orders.
+    `locked` is the order's row as the caller read it under its lock, which saves a read.
     """
-    with transaction.atomic():
-        # Read under the row lock: a racing change (an accept, a cancellation) commits first
-        # and we decide on what it left, instead of failing on a stale read.
-        current = Order.objects.select_for_update().filter(pk=order_id).values("status", "driver_id").first()
-        if current is None or (only_driver_id is not None and current["driver_id"] != only_driver_id):
-            raise NotFound(f"order {order_id} not found")
-        status, driver_id = current["status"], current["driver_id"]
-        if to not in ORDER_TRANSITIONS[status] or (only_from is not None and status not in only_from):
-            raise IllegalTransition(f"order {order_id}", status, to)
-        changes: dict[str, Any] = {"status": to, "status_changed_at": now, STATUS_TIME_FIELD[to]: now}
-        if to == S.UNASSIGNED:
-            changes["driver"] = None  # a finished or cancelled order keeps its driver, for the record
-        changes.update(fields or {})
-        won = Order.objects.filter(pk=order_id, status=status, driver_id=driver_id).update(**changes)
-        if not won:
-            # Someone moved it between our read and our write: report what it is now.
-            now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
-            raise IllegalTransition(f"order {order_id}", now_status, to)
-        if driver_id is not None and status in Order.ACTIVE_STATUSES and to not in Order.ACTIVE_STATUSES:
-            _release_capacity(driver_id, now)
-        if status in Order.WAITING_STATUSES and to not in Order.WAITING_STATUSES:
-            order_stopped_waiting.send(sender=Order, order_id=order_id, to=to, reason=(data or {}).get("reason", ""))
-        order = Order.objects.get(pk=order_id)
-        order_audit_record(
-            order,
-            kind or f"order.{to}",
-            actor=actor,
-            before=_snapshot(status, driver_id),
-            after=_snapshot(to, order.driver_id),
-            **(data or {}),
-        )
-        order_moved.send(sender=Order, order_id=order_id, before=status, after=to, driver_id=driver_id, reason=(data or {}).get("reason", ""))
-        if to in Order.TERMINAL_STATUSES:
-            metrics.order_finished(order.zone_id, to)
-        _announce(order_id, status, to)
-    return order
+    order = locked if locked is not None and locked.pk == order_id else order_lock(order_id)
+    if order is None or (only_driver_id is not None and order.driver_id != only_driver_id):
+        raise NotFound(f"order {order_id} not found")
+    before, driver_before = order.status, order.driver_id
+    if before not in from_statuses or to not in ORDER_TRANSITIONS[before]:
+        raise IllegalTransition(f"order {order_id}", before, to)
+    changes: dict[str, Any] = {"status": to, "status_changed_at": now, STATUS_TIME_FIELD[to]: now}
+    if to == S.ASSIGNED:
+        changes.update(driver_id=to_driver_id, waiting_reason="", out_of_candidates_at=None)
+    elif to == S.UNASSIGNED:
+        changes["driver_id"] = None  # a finished or cancelled order keeps its driver, for the record
+    changes.update(fields or {})
+    if to == S.ASSIGNED:
+        assert to_driver_id is not None
+        _capacity_take(to_driver_id, now)  # first: a refusal leaves nothing written
+    # The row is locked, so the compare-and-set cannot lose; it stays the guard all the same.
+    if not Order.objects.filter(pk=order_id, status=before).update(**changes):
+        raise IllegalTransition(f"order {order_id}", before, to)
+    for name, value in changes.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(order, name, value)
+    if Order.frees_capacity(before, to) and driver_before is not None:
+        _capacity_release(driver_before, now)
+    data = dict(data or {})
+    if driver_before is not None and to == S.UNASSIGNED:
+        data["from_driver"] = driver_before
+    order_audit_record(order, kind or f"order.{to}", actor=actor, before=_snapshot(before, driver_before), after=_snapshot(to, order.driver_id), **data)
+    if to == S.ASSIGNED:
+        metrics.order_assigned(order.zone_id, (now - order.received_at).total_seconds())
+    if to in Order.TERMINAL_STATUSES:
+        metrics.order_finished(order.zone_id, to)
+    return OrderMove(order=order, before=before, driver_before=driver_before)
 
 
 # --- Intake ----------------------------------------------------------------------------
 
 
-def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, now: datetime | None = None) -> tuple[Order, bool]:
-    """Store a shop's order once. Returns (order, created); a known order is left as it is."""
-    now = now or timezone.now()
+def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, now: datetime) -> tuple[Order, bool]:
+    """Store a shop's order once, in the caller's transaction. Returns (order, created); a
+    known order is left as it is."""
     existing = Order.objects.filter(channel=channel, vendure_order_id=intake.vendure_order_id).first()
     if existing is not None:
         return existing, False
     zone = selectors.zone_for_dropoff(intake.dropoff_lat, intake.dropoff_lon, intake.dropoff_postal_code)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # a savepoint: a racing twin's insert fails alone
             order = Order.objects.create(
                 channel=channel,
                 zone=zone,
@@ -198,291 +222,163 @@ def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, no
                 received_at=now,
                 **intake.__dict__,
             )
-            order_audit_record(
-                order,
-                "order.received",
-                actor=actor,
-                before=None,
-                after=_snapshot(S.RECEIVED, None),
-                zone=zone.slug if zone else None,
-                vendure_order_id=intake.vendure_order_id,
-            )
-            metrics.order_received(order.zone_id)
     except IntegrityError:
         # The same order arrived concurrently under another event id; the first one won.
         return Order.objects.get(channel=channel, vendure_order_id=intake.vendure_order_id), False
+    order.zone = zone
+    order_audit_record(
+        order,
+        "order.received",
+        actor=actor,
+        before=None,
+        after=_snapshot(S.RECEIVED, None),
+        zone=zone.slug if zone else None,
+        vendure_order_id=intake.vendure_order_id,
+    )
+    metrics.order_received(order.zone_id)
     return order, True
 
 
-# --- Assignment (v1: directly to the best driver) --------------------------------------
+# --- The moves, each naming the statuses it may start from --------------------------------
+# Inside the caller's transaction: the use cases (`usecases/`) are the entry points and
+# compose these with offers, escalations and the shop's reports.
 
 
-def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime | None = None, reason: str = "") -> Order:
-    """Assign a waiting order to a driver with free capacity."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        current = Order.objects.select_for_update().filter(pk=order_id).values_list("status", flat=True).first()
-        if current is None:
-            raise NotFound(f"order {order_id} not found")
-        if S.ASSIGNED not in ORDER_TRANSITIONS[current]:
-            raise IllegalTransition(f"order {order_id}", current, S.ASSIGNED)
-        won = Order.objects.filter(pk=order_id, status=current, driver__isnull=True).update(
-            status=S.ASSIGNED, driver_id=driver_id, assigned_at=now, status_changed_at=now, waiting_reason="", out_of_candidates_at=None
-        )
-        if not won:
-            now_status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first() or "gone"
-            raise IllegalTransition(f"order {order_id}", now_status, S.ASSIGNED)
-        _take_capacity(driver_id, now)  # raising here rolls the order back too
-        # Read after the capacity UPDATE holds the driver's row: a deactivation that committed
-        # while we waited for it is seen here, so a deactivated driver takes no work, however
-        # it is given (v1, an accept, ops by hand).
-        if not Driver.objects.filter(pk=driver_id, user__is_active=True).exists():
-            raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
-        order_stopped_waiting.send(sender=Order, order_id=order_id, to=S.ASSIGNED, reason=reason)
-        order = Order.objects.get(pk=order_id)
-        order_audit_record(
-            order,
-            "order.assigned",
-            actor=actor,
-            before=_snapshot(current, None),
-            after=_snapshot(S.ASSIGNED, driver_id),
-            reason=reason,
-        )
-        order_moved.send(sender=Order, order_id=order_id, before=current, after=S.ASSIGNED, driver_id=None, reason=reason)
-        metrics.order_assigned(order.zone_id, (now - order.received_at).total_seconds())
-        _announce(order_id, current, S.ASSIGNED)
-    return order
+def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime, reason: str, locked: Order | None = None) -> OrderMove:
+    """Give a waiting order to a driver with free capacity."""
+    return order_move(
+        order_id, S.ASSIGNED, from_statuses=Order.WAITING_STATUSES, actor=actor, now=now, to_driver_id=driver_id, data={"reason": reason}, locked=locked
+    )
 
 
-def order_mark_unassigned(*, order_id: int, reason: str, actor: Actor = SYSTEM, now: datetime | None = None) -> Order:
+def order_mark_unassigned(*, order_id: int, reason: str, now: datetime, actor: Actor = SYSTEM, locked: Order | None = None) -> OrderMove:
     """A just-received order found no driver: it waits for the assignment sweep."""
-    return _order_move(order_id, S.UNASSIGNED, actor=actor, now=now or timezone.now(), fields={"waiting_reason": reason}, data={"reason": reason})
+    return order_move(
+        order_id, S.UNASSIGNED, from_statuses=(S.RECEIVED,), actor=actor, now=now, fields={"waiting_reason": reason}, data={"reason": reason}, locked=locked
+    )
 
 
-def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | None:
-    """Find a driver for a waiting order; returns the order when it was assigned directly.
+def order_take_back(*, order_id: int, reason: str, actor: Actor, now: datetime, driver_id: int | None = None) -> OrderMove:
+    """Take an order not yet picked up from its driver: it waits again, and the driver is on
+    record (a `Reassignment` row with the reason) and not offered this order again.
 
-    Candidates are taken best first. Each one is decided for on its own: a driver for whom
-    v2 offers are on (switch, rollout share, app) is offered the order, up to the zone's
-    fan-out; otherwise, while no offer is out, the driver is assigned directly (v1). A
-    driver who filled up meanwhile is skipped. An order that finds nobody is marked
-    unassigned once (a rerun of the sweep writes nothing new). The order's row is locked
-    for the decision, so two dispatchers never put out offers for one order side by side.
+    The one way an order leaves a driver before pickup, whoever takes it (the reassignment
+    sweep, ops unassigning or giving it to someone else). `driver_id`, when the caller decided
+    about a particular driver, makes it a compare-and-set on the holder: if someone else holds
+    the order by now, it is refused as not found. Only automatic reasons count towards the zone's limit
+    of automatic reassignments. A picked-up order is refused: the driver holds the goods.
     """
-    with transaction.atomic():
-        return _order_dispatch_locked(order_id=order_id, now=now or timezone.now())
+    automatic = reason in Reassignment.AUTOMATIC_REASONS
+    fields: dict[str, Any] = {"waiting_reason": reason}
+    if automatic:
+        fields["reassign_count"] = F("reassign_count") + 1
+    move = order_move(
+        order_id,
+        S.UNASSIGNED,
+        from_statuses=(S.ASSIGNED,),
+        actor=actor,
+        now=now,
+        kind=Reassignment.audit_kind(reason),
+        only_driver_id=driver_id,
+        fields=fields,
+        data={"reason": reason},
+    )
+    assert move.driver_before is not None
+    if automatic:
+        move.order.reassign_count += 1
+    Reassignment.objects.create(order_id=order_id, driver_id=move.driver_before, reason=reason, at=now)
+    metrics.order_reassigned(move.order.zone_id, reason)
+    return move
 
 
-def _order_dispatch_locked(*, order_id: int, now: datetime) -> Order | None:
-    from offers import services as offer_services  # offers build on the order lifecycle here
-
-    order = Order.objects.select_for_update(of=("self",)).select_related("zone").filter(pk=order_id).first()
-    if order is None or order.status not in Order.WAITING_STATUSES:
-        return None
-    if order.zone is None:
-        if order.status == S.RECEIVED:
-            order_mark_unassigned(order_id=order_id, reason="no_zone", now=now)
-        return None
-    if offer_services.order_has_pending_offer(order_id):
-        return None  # drivers are considering it; their answers or the expiry sweep move it on
-    offered = 0
-    # Not the drivers who declined it or let it lapse, who are considering another offer, or
-    # who lost this order by reassignment.
-    excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
-    gets_offer = offer_services.offer_decider()
-    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=excluded):
-        if gets_offer(driver):
-            if offer_services.offer_make(order=order, driver=driver, now=now) is not None:
-                if not offered and order.out_of_candidates_at is not None:
-                    Order.objects.filter(pk=order_id).update(out_of_candidates_at=None)
-                offered += 1
-                if offered >= order.zone.offer_fanout:
-                    return None
-            continue
-        if offered:
-            continue  # offers are out; direct assignment would race them
-        try:
-            return order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate")
-        except (OverCapacity, DriverUnavailable):
-            continue
-        except IllegalTransition:
-            return None  # someone else (another worker, ops) moved the order first
-    if offered:
-        return None
-    status = order.status
-    if status == S.RECEIVED:
-        try:
-            status = order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now).status
-        except IllegalTransition:
-            return None  # assigned or cancelled meanwhile
-    _order_out_of_candidates(order, status, now)
-    return None
+def order_pick_up(*, order_id: int, driver: Driver, now: datetime) -> OrderMove:
+    return order_move(order_id, S.PICKED_UP, from_statuses=(S.ASSIGNED,), actor=driver_actor(driver), now=now, only_driver_id=driver.pk)
 
 
-def _order_out_of_candidates(order: Order, status: str, now: datetime) -> None:
-    """Dispatch found nobody for the order: note since when, once (the escalation sweep reads it)."""
-    if order.out_of_candidates_at is not None:
-        return
-    if Order.objects.filter(pk=order.pk, status=status, out_of_candidates_at__isnull=True).update(out_of_candidates_at=now):
-        order_audit_record(
-            order,
-            "order.out_of_candidates",
-            actor=SYSTEM,
-            before={"status": status, "out_of_candidates_at": None},
-            after={"status": status, "out_of_candidates_at": now.isoformat()},
-        )
-
-
-def order_assign_manually(*, order_id: int, driver_id: int, actor: Actor, now: datetime | None = None) -> Order:
-    """Ops give an order to a chosen driver, taking it from its current driver if needed."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        current = Order.objects.filter(pk=order_id).values("status", "driver_id").first()
-        if current is None:
-            raise NotFound(f"order {order_id} not found")
-        if current["status"] == S.ASSIGNED:
-            if current["driver_id"] == driver_id:
-                raise IllegalTransition(f"order {order_id}", "already assigned to this driver", S.ASSIGNED)
-            _order_move(
-                order_id,
-                S.UNASSIGNED,
-                actor=actor,
-                now=now,
-                kind="order.unassigned",
-                fields={"waiting_reason": "reassigned_by_ops"},
-                data={"reason": "reassigned_by_ops"},
-            )
-        return order_assign(order_id=order_id, driver_id=driver_id, actor=actor, now=now, reason="manual")
-
-
-def order_unassign(*, order_id: int, actor: Actor, reason: str = "unassigned_by_ops", now: datetime | None = None) -> Order:
-    """Take an assigned order back from its driver; it waits for the next assignment."""
-    return _order_move(order_id, S.UNASSIGNED, actor=actor, now=now or timezone.now(), fields={"waiting_reason": reason}, data={"reason": reason})
-
-
-def order_reassign(*, order_id: int, reason: str, actor: Actor = SYSTEM, driver_id: int | None = None, now: datetime | None = None) -> Order:
-    """Take an order not yet picked up from its driver and give it to the next one at once.
-
-    The driver (`driver_id`, when the caller decided about a particular one) is told, is
-    not offered the order again, and the order counts one more reassignment. Reassigning
-    a picked-up order is refused: the driver holds the goods.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        current = Order.objects.select_for_update().filter(pk=order_id).values("driver_id").first()
-        if current is None:
-            raise NotFound(f"order {order_id} not found")
-        from_driver_id = current["driver_id"]
-        if driver_id is not None and from_driver_id != driver_id:
-            raise IllegalTransition(f"order {order_id}", f"no longer held by driver {driver_id}", S.UNASSIGNED)
-        order = _order_move(
-            order_id,
-            S.UNASSIGNED,
-            actor=actor,
-            now=now,
-            kind="order.reassigned",
-            only_from=(S.ASSIGNED,),
-            fields={"waiting_reason": reason, "reassign_count": F("reassign_count") + 1},
-            data={"reason": reason, "from_driver": from_driver_id},
-        )
-        Reassignment.objects.create(order_id=order_id, driver_id=from_driver_id, reason=reason, at=now)
-        metrics.order_reassigned(order.zone_id, reason)
-        transaction.on_commit(lambda: _tell_driver_order_taken(from_driver_id, order_id, reason), robust=True)
-        order_dispatch(order_id=order_id, now=now)
-    return Order.objects.get(pk=order_id)
-
-
-def _tell_driver_order_taken(driver_id: int, order_id: int, reason: str) -> None:
-    from offers.notify import order_taken_back_send
-
-    order_taken_back_send(driver_id=driver_id, order_id=order_id, reason=reason)
-
-
-def order_limits_extend(*, order_id: int, minutes: int, actor: Actor, now: datetime | None = None) -> Order:
-    """Ops give an order more time: no reassignment or escalation of it before then."""
-    from django.conf import settings
-
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= settings.ESCALATION_MAX_EXTENSION_MIN:
-        raise InvalidInput(f"an extension is 1 to {settings.ESCALATION_MAX_EXTENSION_MIN} minutes", minutes=minutes)
-    now = now or timezone.now()
-    until = now + timedelta(minutes=minutes)
-    with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None:
-            raise NotFound(f"order {order_id} not found")
-        if order.status in Order.TERMINAL_STATUSES:
-            raise IllegalTransition(f"order {order_id}", order.status, "extended")
-        before = order.limits_extended_until
-        Order.objects.filter(pk=order_id).update(limits_extended_until=until)
-        order.limits_extended_until = until
-        order_audit_record(
-            order,
-            "order.limits_extended",
-            actor=actor,
-            before={"limits_extended_until": before.isoformat() if before else None},
-            after={"limits_extended_until": until.isoformat()},
-            minutes=minutes,
-        )
-    return order
-
-
-def assign_orders_due(*, now: datetime | None = None, limit: int | None = None) -> int:
-    """The assignment sweep: retry waiting orders, oldest first. Safe to run twice at once.
-
-    Each order is locked with SKIP LOCKED in its own short transaction, so two sweeps split
-    the work instead of queueing on each other. Returns how many orders were assigned.
-    """
-    from django.conf import settings
-
-    now = now or timezone.now()
-    limit = limit or settings.DISPATCH_ASSIGN_SWEEP_BATCH
-    assigned = 0
-    # Every waiting order is tried on its own: one that found nobody (say, every driver
-    # declined it) says nothing about the next one in the same zone.
-    for order_id in selectors.orders_waiting_for_driver().values_list("pk", flat=True)[:limit]:
-        with transaction.atomic():
-            if not Order.objects.select_for_update(skip_locked=True).filter(pk=order_id, status__in=Order.WAITING_STATUSES).exists():
-                continue
-            if order_dispatch(order_id=order_id, now=now) is not None:
-                assigned += 1
-    return assigned
-
-
-# --- Progress reported by the driver -----------------------------------------------------
-
-
-def order_pick_up(*, order_id: int, driver: Driver, now: datetime | None = None) -> Order:
-    return _order_move(order_id, S.PICKED_UP, actor=driver_actor(driver), now=now or timezone.now(), only_driver_id=driver.pk)
-
-
-def order_deliver(*, order_id: int, driver: Driver, proof_note: str = "", proof_photo_ref: str = "", now: datetime | None = None) -> Order:
-    return _order_move(
+def order_deliver(*, order_id: int, driver: Driver, now: datetime, proof_note: str = "", proof_photo_ref: str = "") -> OrderMove:
+    return order_move(
         order_id,
         S.DELIVERED,
+        from_statuses=(S.PICKED_UP,),
         actor=driver_actor(driver),
-        now=now or timezone.now(),
+        now=now,
         only_driver_id=driver.pk,
         fields={"proof_note": proof_note, "proof_photo_ref": proof_photo_ref},
         data={"has_proof_photo": bool(proof_photo_ref)},
     )
 
 
-def order_fail(*, order_id: int, actor: Actor, reason: str, driver: Driver | None = None, now: datetime | None = None) -> Order:
+def order_fail(*, order_id: int, actor: Actor, reason: str, now: datetime, driver: Driver | None = None) -> OrderMove:
     """The delivery could not be made (customer absent, address wrong...)."""
-    return _order_move(
+    return order_move(
         order_id,
         S.FAILED,
+        from_statuses=Order.ACTIVE_STATUSES,
         actor=actor,
-        now=now or timezone.now(),
+        now=now,
         only_driver_id=driver.pk if driver else None,
         fields={"failure_reason": reason},
         data={"reason": reason},
     )
 
 
-def order_cancel(*, order_id: int, actor: Actor, reason: str, now: datetime | None = None) -> Order:
+def order_cancel(*, order_id: int, actor: Actor, reason: str, now: datetime) -> OrderMove:
     """Cancel an order (by the shop or by ops); its driver, if any, gets the capacity back."""
-    return _order_move(order_id, S.CANCELLED, actor=actor, now=now or timezone.now(), fields={"cancel_reason": reason}, data={"reason": reason})
+    return order_move(
+        order_id,
+        S.CANCELLED,
+        from_statuses=(*Order.WAITING_STATUSES, *Order.ACTIVE_STATUSES),
+        actor=actor,
+        now=now,
+        fields={"cancel_reason": reason},
+        data={"reason": reason},
+    )
+
+
+def order_out_of_candidates(*, order: Order, now: datetime) -> None:
+    """Dispatch found nobody for the order: note since when, once (the escalation sweep reads it)."""
+    if order.out_of_candidates_at is not None:
+        return
+    if Order.objects.filter(pk=order.pk, status=order.status, out_of_candidates_at__isnull=True).update(out_of_candidates_at=now):
+        order.out_of_candidates_at = now
+        order_audit_record(
+            order,
+            "order.out_of_candidates",
+            actor=SYSTEM,
+            before={"status": order.status, "out_of_candidates_at": None},
+            after={"status": order.status, "out_of_candidates_at": now.isoformat()},
+        )
+
+
+def order_candidates_found(*, order: Order) -> None:
+    """Dispatch found someone again for an order it once found nobody for."""
+    if order.out_of_candidates_at is not None:
+        Order.objects.filter(pk=order.pk).update(out_of_candidates_at=None)
+        order.out_of_candidates_at = None
+
+
+def order_limits_extend(*, order_id: int, minutes: int, actor: Actor, now: datetime) -> Order:
+    """Ops give an order more time: no reassignment or escalation of it before then."""
+    from django.conf import settings
+
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= settings.ESCALATION_MAX_EXTENSION_MIN:
+        raise InvalidInput(f"an extension is 1 to {settings.ESCALATION_MAX_EXTENSION_MIN} minutes", minutes=minutes)
+    until = now + timedelta(minutes=minutes)
+    order = order_locked(order_id)
+    if order.status in Order.TERMINAL_STATUSES:
+        raise IllegalTransition(f"order {order_id}", order.status, "extended")
+    before = order.limits_extended_until
+    Order.objects.filter(pk=order_id).update(limits_extended_until=until)
+    order.limits_extended_until = until
+    order_audit_record(
+        order,
+        "order.limits_extended",
+        actor=actor,
+        before={"limits_extended_until": before.isoformat() if before else None},
+        after={"limits_extended_until": until.isoformat()},
+        minutes=minutes,
+    )
+    return order
 
 
 def driver_actor(driver: Driver) -> Actor:

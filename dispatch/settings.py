@@ -221,6 +221,10 @@ DJANGO_GUID = {
 DISPATCH_WEBHOOK_TOLERANCE_S = env.int("DISPATCH_WEBHOOK_TOLERANCE_S", default=300)
 DISPATCH_WEBHOOK_MAX_BODY_BYTES = env.int("DISPATCH_WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 DISPATCH_ASSIGN_SWEEP_BATCH = env.int("DISPATCH_ASSIGN_SWEEP_BATCH", default=200)
+# The expiry sweep lapses at most this many offers a run, this many orders per transaction:
+# each batch commits on its own, so the first orders are offered on while later ones wait.
+DISPATCH_EXPIRY_SWEEP_LIMIT = env.int("DISPATCH_EXPIRY_SWEEP_LIMIT", default=5000)
+DISPATCH_EXPIRY_SWEEP_BATCH = env.int("DISPATCH_EXPIRY_SWEEP_BATCH", default=50)
 DISPATCH_POSITION_MAX_AGE_S = env.int("DISPATCH_POSITION_MAX_AGE_S", default=600)
 DISPATCH_DEFAULT_PROMISE_MIN = env.int("DISPATCH_DEFAULT_PROMISE_MIN", default=60)
 DISPATCH_V2_MIN_APP_VERSION = env.str("DISPATCH_V2_MIN_APP_VERSION", default="2.0.0")

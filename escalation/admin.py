@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.actors import Actor
-from dispatch import services as dispatch_services
 from dispatch.admin import (
     ActionFormMixin,
     AssignDriverForm,
@@ -27,6 +26,7 @@ from dispatch.errors import DispatchError
 from dispatch.models import Reassignment
 from escalation import services
 from escalation.models import AlertRoute, Escalation, EscalationLevel, EscalationPolicy, Notification, NotificationChannel, Team
+from usecases import orders as order_usecases
 
 
 class NotificationChannelForm(WriteOnlySecretsForm):
@@ -182,7 +182,7 @@ class EscalationAdmin(ActionFormMixin, LookupsCheckedAdmin):
         self._each(
             request,
             queryset,
-            lambda e, actor: dispatch_services.order_assign_manually(order_id=e.order_id, driver_id=driver.pk, actor=actor),
+            lambda e, actor: order_usecases.order_assign_manually(order_id=e.order_id, driver_id=driver.pk, actor=actor),
             f"orders assigned to {driver}",
         )
         return None
@@ -192,7 +192,7 @@ class EscalationAdmin(ActionFormMixin, LookupsCheckedAdmin):
         self._each(
             request,
             queryset,
-            lambda e, actor: dispatch_services.order_reassign(order_id=e.order_id, reason=Reassignment.Reason.BY_OPS, actor=actor),
+            lambda e, actor: order_usecases.order_reassign(order_id=e.order_id, reason=Reassignment.Reason.BY_OPS, actor=actor),
             "orders reassigned",
         )
 
@@ -213,5 +213,5 @@ class EscalationAdmin(ActionFormMixin, LookupsCheckedAdmin):
         if not form.is_valid():
             return self._form_page(request, queryset, form, "cancel_order", "Cancel the orders")
         reason = form.cleaned_data["reason"]
-        self._each(request, queryset, lambda e, actor: dispatch_services.order_cancel(order_id=e.order_id, actor=actor, reason=reason), "orders cancelled")
+        self._each(request, queryset, lambda e, actor: order_usecases.order_cancel(order_id=e.order_id, actor=actor, reason=reason), "orders cancelled")
         return None

@@ -20,9 +20,10 @@ from django.utils import timezone
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import services as dispatch_services
+from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound
-from dispatch.models import Order, Reassignment
+from dispatch.locks import order_lock
 from escalation import selectors
 from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, Notification, NotificationChannel
 from escalation.notifiers import NOTIFIERS, AlertMessage, NotifierFailed
@@ -57,10 +58,10 @@ def escalation_open(*, due: selectors.Due, now: datetime, policies: selectors.Po
     levels = policies.levels(due.zone_id)
     with transaction.atomic():
         # Under the order's lock, so the order cannot move on between our check and our insert.
-        order = Order.objects.select_for_update().filter(pk=due.order_id).values("status", "limits_extended_until").first()
-        if order is None or order["status"] not in selectors.APPLIES_IN[due.trigger]:
+        order = order_lock(due.order_id)
+        if order is None or order.status not in selectors.APPLIES_IN[due.trigger]:
             return None
-        if order["limits_extended_until"] is not None and order["limits_extended_until"] > now:
+        if order.limits_extended_until is not None and order.limits_extended_until > now:
             return None
         try:
             with transaction.atomic():
@@ -241,17 +242,6 @@ def raise_escalations_due(*, now: datetime | None = None, limit: int = 500) -> i
     return sum(escalation_raise(escalation_id=escalation_id, now=now, policies=policies) for escalation_id in list(due))
 
 
-def escalate_orders_due(*, now: datetime | None = None) -> int:
-    """The escalation sweep: reassign what the machine can repair, then escalate what it cannot,
-    then climb the levels nobody acknowledged, then close what resolved itself.
-
-    One `now` (the database's clock) for all four, so an order due for reassignment is
-    reassigned rather than escalated in the same run.
-    """
-    now = now or database_now()
-    return reassign_orders_due(now=now) + open_escalations_due(now=now) + raise_escalations_due(now=now) + escalations_resolve_moot(now=now)
-
-
 # --- Notifications ------------------------------------------------------------------------
 
 
@@ -280,7 +270,7 @@ def _notification_make(escalation: Escalation, channel: NotificationChannel | No
         next_attempt_at=now,
     )
     # After commit, and robust: with the broker down the notification waits for the sweep.
-    transaction.on_commit(lambda: _enqueue_send(notification.pk), robust=True)
+    after_commit(lambda: _enqueue_send(notification.pk))
 
 
 def _enqueue_send(notification_id: int) -> None:
@@ -389,69 +379,3 @@ def send_notifications_due(*, limit: int = 200) -> int:
         Notification.objects.filter(state=Notification.State.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )
     return sum(notification_send(notification_id=notification_id) for notification_id in due)
-
-
-# --- Automatic reassignment (v2_auto_reassign) ----------------------------------------------
-
-
-def order_reassign_or_escalate(*, order_id: int, driver_id: int, reason: str, now: datetime, policies: selectors.Policies | None = None) -> bool:
-    """An order not yet picked up whose driver went offline or silent, or missed the pickup:
-    reassign it when the switch is on for that driver and reassignments are left; escalate it
-    when they ran out. With the switch off the order stays (v1), and the pickup limit escalates it.
-    `driver_id` is the driver the caller found holding the order: if someone else holds it
-    by now (another sweep got there first), nothing happens. Returns whether it was reassigned."""
-    from rollout.models import Feature
-    from rollout.selectors import feature_enabled_for
-
-    policies = policies or selectors.Policies()
-    order = Order.objects.select_related("driver").filter(pk=order_id, status=Order.Status.ASSIGNED, driver_id=driver_id).first()
-    if order is None or order.driver is None or not feature_enabled_for(Feature.AUTO_REASSIGN, order.driver):
-        return False
-    if order.limits_extended_until is not None and order.limits_extended_until > now:
-        return False
-    if order.reassign_count >= policies.limit(order.zone_id, "max_reassignments"):
-        assert order.assigned_at is not None
-        due = selectors.Due(
-            order.pk,
-            order.code,
-            order.zone_id,
-            AlertKind.REASSIGN_LIMIT,
-            order.assigned_at,
-            {"reassignments": order.reassign_count, "reason": reason, "driver": order.driver_id},
-        )
-        escalation_open(due=due, now=now, policies=policies)
-        return False
-    try:
-        # Compare-and-set on the holder, under the order's lock: of two sweeps, one reassigns.
-        dispatch_services.order_reassign(order_id=order.pk, reason=reason, driver_id=driver_id, now=now)
-    except (IllegalTransition, NotFound):
-        return False  # picked up, cancelled or reassigned meanwhile
-    return True
-
-
-def driver_orders_reassign(*, driver_id: int, reason: str) -> int:
-    """The driver went offline (or silent): their orders not yet picked up go to others."""
-    now = timezone.now()
-    policies = selectors.Policies()
-    order_ids = Order.objects.filter(driver_id=driver_id, status=Order.Status.ASSIGNED).values_list("pk", flat=True)
-    return sum(order_reassign_or_escalate(order_id=order_id, driver_id=driver_id, reason=reason, now=now, policies=policies) for order_id in list(order_ids))
-
-
-def reassign_orders_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Sweep: missed pickups, and orders still held by drivers who went offline (the signal's
-    backstop when the broker was down)."""
-    now = now or database_now()
-    policies = selectors.Policies()
-    smallest = timedelta(seconds=policies.smallest("pickup_limit_s"))
-    assigned = Order.objects.filter(status=Order.Status.ASSIGNED)
-    lapsed = assigned.filter(assigned_at__lte=now - smallest).order_by("assigned_at").values_list("pk", "driver_id", "zone_id", "assigned_at")[:limit]
-    reassigned = 0
-    for order_id, driver_id, zone_id, assigned_at in list(lapsed):
-        if assigned_at is not None and assigned_at <= now - timedelta(seconds=policies.limit(zone_id, "pickup_limit_s")):
-            reassigned += order_reassign_or_escalate(
-                order_id=order_id, driver_id=driver_id, reason=Reassignment.Reason.MISSED_PICKUP, now=now, policies=policies
-            )
-    held_by_offline = assigned.filter(driver__availability="offline").values_list("pk", "driver_id")[:limit]
-    for order_id, driver_id in list(held_by_offline):
-        reassigned += order_reassign_or_escalate(order_id=order_id, driver_id=driver_id, reason=Reassignment.Reason.DRIVER_OFFLINE, now=now, policies=policies)
-    return reassigned

@@ -11,10 +11,12 @@ from availability import services as availability
 from dispatch.api import DriverAPIView, errors
 from dispatch.models import Driver
 from dispatch.services import driver_actor
-from offers import selectors, services
+from offers import selectors
 from offers.frames import offer_frame
 from offers.inputs import AvailabilitySerializer, DeclineSerializer
 from offers.models import Offer
+from usecases import drivers as driver_usecases
+from usecases import offers as offer_usecases
 
 
 class OfferV2Serializer(serializers.Serializer):
@@ -41,7 +43,7 @@ class AcceptOfferView(DriverAPIView):
     @extend_schema(operation_id="v2_offers_accept", request=None, responses={200: AnswerSerializer, **errors(401, 403, 404, 409)})
     def post(self, request: Request, offer_id: int) -> Response:
         """Accept: the order is yours. Sending it again answers the same."""
-        offer = services.offer_accept(offer_id=offer_id, driver=self.driver)
+        offer = offer_usecases.offer_accept(offer_id=offer_id, driver=self.driver)
         return Response({"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id})
 
 
@@ -52,7 +54,7 @@ class DeclineOfferView(DriverAPIView):
         """Decline, with an optional reason: the order moves on to the next driver."""
         body = DeclineSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        offer = services.offer_decline(offer_id=offer_id, driver=self.driver, reason=body.validated_data["reason"])
+        offer = offer_usecases.offer_decline(offer_id=offer_id, driver=self.driver, reason=body.validated_data["reason"])
         return Response({"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id})
 
 
@@ -75,11 +77,11 @@ class AvailabilityView(DriverAPIView):
         state, actor, driver_id = body.validated_data["state"], driver_actor(self.driver), self.driver.pk
         driver: Driver
         if state == "available":
-            driver = availability.driver_go_online(driver_id=driver_id, actor=actor)
+            driver = driver_usecases.driver_go_online(driver_id=driver_id, actor=actor)
         elif state == "offline":
-            driver = availability.driver_go_offline(driver_id=driver_id, actor=actor)
+            driver = driver_usecases.driver_go_offline(driver_id=driver_id, actor=actor)
         elif state == "break":
-            driver = availability.break_start(driver_id=driver_id, minutes=body.validated_data["minutes"], actor=actor)
+            driver = driver_usecases.break_start(driver_id=driver_id, minutes=body.validated_data["minutes"], actor=actor)
         else:
-            driver = availability.break_end(driver_id=driver_id, actor=actor)
+            driver = driver_usecases.break_end(driver_id=driver_id, actor=actor)
         return Response({"availability": driver.availability, "break_ends_at": driver.break_ends_at})

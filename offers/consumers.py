@@ -28,6 +28,8 @@ from offers.frame_budget import FrameBudget
 from offers.frames import ack_frame, error_frame
 from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
+from usecases import drivers as driver_usecases
+from usecases import offers as offer_usecases
 
 logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401  # also: the token was revoked or the driver deactivated
@@ -273,12 +275,12 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def _accept(self, frame: dict[str, Any]) -> dict[str, Any]:
         fields = _validated(OfferAnswerSerializer, frame)
-        offer = await self._as_driver(services.offer_accept, offer_id=fields["offer_id"], driver=self.driver)
+        offer = await self._as_driver(offer_usecases.offer_accept, offer_id=fields["offer_id"], driver=self.driver)
         return {"offer_id": offer.pk, "result": offer.state, "order_id": offer.order_id}
 
     async def _decline(self, frame: dict[str, Any]) -> dict[str, Any]:
         fields = _validated(DeclineFrameSerializer, frame)
-        offer = await self._as_driver(services.offer_decline, offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
+        offer = await self._as_driver(offer_usecases.offer_decline, offer_id=fields["offer_id"], driver=self.driver, reason=fields["reason"])
         return {"offer_id": offer.pk, "result": offer.state}
 
     async def _heartbeat(self, frame: dict[str, Any]) -> None:
@@ -298,13 +300,13 @@ class DriverConsumer(AsyncWebsocketConsumer):
         call: Callable[..., Driver]
         kwargs: dict[str, Any]
         if state == "available":
-            call, kwargs = availability.driver_go_online, {}
+            call, kwargs = driver_usecases.driver_go_online, {}
         elif state == "offline":
-            call, kwargs = availability.driver_go_offline, {}
+            call, kwargs = driver_usecases.driver_go_offline, {}
         elif state == "break":
-            call, kwargs = availability.break_start, {"minutes": fields["minutes"]}
+            call, kwargs = driver_usecases.break_start, {"minutes": fields["minutes"]}
         else:
-            call, kwargs = availability.break_end, {}
+            call, kwargs = driver_usecases.break_end, {}
         driver = await self._as_driver(call, driver_id=driver_id, actor=actor, **kwargs)
         return {"availability": driver.availability, "break_ends_at": driver.break_ends_at.isoformat() if driver.break_ends_at else None}
 

@@ -1,28 +1,27 @@
-"""Offer lifecycle: made, accepted, declined, expired, withdrawn.
+"""Offer lifecycle: made, accepted, declined, expired, withdrawn, taken back.
 
-Every answer takes the order's row lock before anything else, so everything that happens to
-one order (answers, expiry, cancellation, assignment) is serialised on that row and no two
-transactions wait on each other in opposite orders. The offer then moves by compare-and-set:
-of racing accepts exactly one moves its offer and assigns the order; the others find their
-offer withdrawn as taken. Expiry is a deadline column and a sweep, compared with the
-database's clock.
+Everything here runs inside the caller's transaction, which holds the order's row lock
+(`dispatch.locks.order_lock`): offers are only ever changed under their order's lock, so
+everything that happens to one order is serialised on that row. Each change is a
+compare-and-set with its audit event. What follows from a change for the order (assign it,
+offer it to the next driver) is composed above, in `usecases.offers`.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
-from audit.services import audit_record
-from dispatch import services as dispatch_services
+from audit.services import audit_record, audit_record_many
+from dispatch.after_commit import after_commit
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
@@ -60,48 +59,49 @@ def drivers_not_to_offer(order_id: int) -> QuerySet[Offer, Any]:
     return Offer.objects.filter(Q(order_id=order_id, state__in=[Offer.State.DECLINED, Offer.State.EXPIRED]) | Q(state=P)).values("driver_id")
 
 
-def _offer_audit(offer: Offer, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> None:
-    audit_record(
-        kind,
-        actor=actor,
-        subject_type="offer",
-        subject_id=offer.pk,
-        order_id=offer.order_id,
-        order_code=offer.order.code,
-        driver_id=offer.driver_id,
-        zone_id=offer.order.zone_id,
-        before={"state": before} if before else None,
-        after={"state": after},
-        data=data,
-    )
+def _offer_audit_entry(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "actor": actor,
+        "subject_type": "offer",
+        "subject_id": offer.pk,
+        "order_id": order.pk,
+        "order_code": order.code,
+        "driver_id": offer.driver_id,
+        "zone_id": order.zone_id,
+        "before": {"state": before} if before else None,
+        "after": {"state": after},
+        "data": data,
+    }
 
 
-def _after_commit(callback: Any) -> None:
-    transaction.on_commit(callback, robust=True)
+def _offer_audit(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> None:
+    audit_record(**_offer_audit_entry(offer, order, kind, actor=actor, before=before, after=after, **data))
 
 
 def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
     """Put the order to the driver until the zone's time limit; None if they got another offer first."""
     timeout_s = order.zone.offer_timeout_s if order.zone else 30
-    distance = None
-    if driver.last_lat is not None and driver.last_lon is not None:
-        distance = round(distance_m(driver.last_lat, driver.last_lon, order.pickup_lat, order.pickup_lon))
+    distance = getattr(driver, "distance_m", None)
+    if distance is None and driver.last_lat is not None and driver.last_lon is not None:
+        distance = distance_m(driver.last_lat, driver.last_lon, order.pickup_lat, order.pickup_lon)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # a savepoint: losing the race for this driver leaves the decision standing
             offer = Offer.objects.create(
-                order=order, driver=driver, state=P, created_at=now, expires_at=now + timedelta(seconds=timeout_s), distance_m=distance
+                order=order,
+                driver=driver,
+                state=P,
+                created_at=now,
+                expires_at=now + timedelta(seconds=timeout_s),
+                distance_m=round(distance) if distance is not None else None,
             )
     except IntegrityError:
         return None  # the partial unique index: this driver already holds a pending offer
     offer.order = order
-    _offer_audit(offer, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
+    _offer_audit(offer, order, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
     metrics.offer_event(order.zone_id, "sent")
-    _after_commit(lambda: _notify("offer", offer.pk))
+    after_commit(lambda: _notify("offer", offer.pk))
     return offer
-
-
-def _lock_order(order_id: int) -> None:
-    Order.objects.select_for_update().filter(pk=order_id).values_list("pk", flat=True).first()
 
 
 def _refusal(offer: Offer, now: datetime) -> Exception:
@@ -116,164 +116,126 @@ def _refusal(offer: Offer, now: datetime) -> Exception:
     return OfferAlreadyAnswered(f"offer {offer.pk} was already {offer.state}", offer=offer.pk, state=offer.state)
 
 
-def _own_offer_order_id(offer_id: int, driver: Driver) -> int:
-    order_id = Offer.objects.filter(pk=offer_id, driver=driver).values_list("order_id", flat=True).first()
-    if order_id is None:
-        raise NotFound(f"offer {offer_id} not found")  # someone else's offer does not exist for you
-    return order_id
-
-
-def _answered_already(offer_id: int) -> Offer | None:
-    """An offer no longer pending, read without locking: the losers of a race leave at once."""
-    offer = Offer.objects.select_related("order").get(pk=offer_id)
-    return None if offer.state == P else offer
-
-
-def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) -> Offer:
-    """Accept: the order is assigned to this driver. Accepting again returns the same offer."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        order_id = _own_offer_order_id(offer_id, driver)
-        answered = _answered_already(offer_id)
-        if answered is not None:
-            if answered.state == Offer.State.ACCEPTED:
-                return answered
-            raise _refusal(answered, now)
-        _lock_order(order_id)
-        won = Offer.objects.filter(pk=offer_id, driver=driver, state=P, expires_at__gt=now).update(state=Offer.State.ACCEPTED, answered_at=now)
-        offer = Offer.objects.select_related("order").get(pk=offer_id)
-        if not won:
-            if offer.state == Offer.State.ACCEPTED:
-                return offer  # the same accept again (a resend after a reconnect)
-            raise _refusal(offer, now)
-        # Assigning withdraws every other pending offer of the order, as taken.
-        dispatch_services.order_assign(order_id=order_id, driver_id=driver.pk, actor=dispatch_services.driver_actor(driver), now=now, reason="offer_accepted")
-        _offer_audit(offer, "offer.accepted", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.ACCEPTED)
-        metrics.offer_event(offer.order.zone_id, "accepted", (now - offer.created_at).total_seconds())
-        _after_commit(lambda: _notify("offer_result", offer_id))
+def driver_offer(*, offer_id: int, driver: Driver) -> Offer:
+    """The driver's own offer, read without locking; someone else's offer does not exist for them."""
+    offer = Offer.objects.filter(pk=offer_id, driver=driver).first()
+    if offer is None:
+        raise NotFound(f"offer {offer_id} not found")
     return offer
 
 
-def offer_decline(*, offer_id: int, driver: Driver, reason: str = "", now: datetime | None = None) -> Offer:
-    """Decline: the order moves on to the next candidate. Declining again returns the same offer."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        order_id = _own_offer_order_id(offer_id, driver)
-        _lock_order(order_id)
-        won = Offer.objects.filter(pk=offer_id, driver=driver, state=P).update(state=Offer.State.DECLINED, answered_at=now, decline_reason=reason[:255])
-        offer = Offer.objects.select_related("order").get(pk=offer_id)
-        if not won:
-            if offer.state == Offer.State.DECLINED:
-                return offer
-            raise _refusal(offer, now)
-        _offer_audit(offer, "offer.declined", actor=dispatch_services.driver_actor(driver), before=P, after=Offer.State.DECLINED, reason=reason[:255])
-        metrics.offer_event(offer.order.zone_id, "declined", (now - offer.created_at).total_seconds())
-        order_offer_next(order_id, now)
-    return offer
+def offer_answer_check(offer: Offer, *, answer: str, now: datetime) -> bool:
+    """Whether the offer still waits for this answer: False when it already has it (a resend
+    after a reconnect changes nothing), a refusal saying why when it has another fate."""
+    if offer.state == answer:
+        return False
+    if offer.state != P or (answer == Offer.State.ACCEPTED and offer.expires_at <= now):
+        raise _refusal(offer, now)
+    return True
 
 
-def order_offer_next(order_id: int, now: datetime) -> None:
-    """After an answer or a lapse: once no offer is out, offer the order to the next driver.
-
-    Runs inside the caller's transaction, which holds the order's lock.
-    """
-    if not order_has_pending_offer(order_id):
-        dispatch_services.order_dispatch(order_id=order_id, now=now)
-
-
-def expire_offers_due(*, limit: int = 500) -> int:
-    """The expiry sweep: lapse pending offers past their deadline (by the database's clock).
-
-    Each offer is handled in its own short transaction after locking its order with SKIP
-    LOCKED, so an answer in flight is never overtaken and two sweeps never expire the same
-    offer. Safe to run twice and after missed ticks. Returns how many offers lapsed.
-    """
-    from offers.notify import driver_frames_batched
-
-    due = list(Offer.objects.filter(state=P, expires_at__lte=Now()).order_by("expires_at").values_list("pk", "order_id")[:limit])
-    with driver_frames_batched():
-        return _expire_offers(due)
+def offer_accept(*, offer: Offer, order: Order, driver: Driver, now: datetime) -> None:
+    """The driver's accept, by compare-and-set, under the order's lock (the caller assigns the order)."""
+    won = Offer.objects.filter(pk=offer.pk, driver=driver, state=P, expires_at__gt=now).update(state=Offer.State.ACCEPTED, answered_at=now)
+    if not won:
+        offer.refresh_from_db()
+        raise _refusal(offer, now)
+    offer.state, offer.answered_at = Offer.State.ACCEPTED, now
+    _offer_audit(offer, order, "offer.accepted", actor=Actor.driver(driver.pk, driver.name), before=P, after=Offer.State.ACCEPTED)
+    metrics.offer_event(order.zone_id, "accepted", (now - offer.created_at).total_seconds())
+    after_commit(lambda: _notify("offer_result", offer.pk))
 
 
-def _expire_offers(due: list[tuple[int, int]]) -> int:
-    expired = 0
-    for offer_id, order_id in due:
-        with transaction.atomic():
-            if Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).values_list("pk", flat=True).first() is None:
-                continue  # an answer or another sweep holds the order: next tick
-            now = timezone.now()
-            if not Offer.objects.filter(pk=offer_id, state=P, expires_at__lte=Now()).update(state=Offer.State.EXPIRED, answered_at=now):
-                continue
-            offer = Offer.objects.select_related("order").get(pk=offer_id)
-            _offer_audit(offer, "offer.expired", actor=SYSTEM, before=P, after=Offer.State.EXPIRED)
-            metrics.offer_event(offer.order.zone_id, "expired", (now - offer.created_at).total_seconds())
-            _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
-            order_offer_next(order_id, now)
-            expired += 1
-    return expired
+def offer_decline(*, offer: Offer, order: Order, driver: Driver, reason: str, now: datetime) -> None:
+    """The driver's decline, by compare-and-set, under the order's lock."""
+    reason = reason[:255]
+    won = Offer.objects.filter(pk=offer.pk, driver=driver, state=P).update(state=Offer.State.DECLINED, answered_at=now, decline_reason=reason)
+    if not won:
+        offer.refresh_from_db()
+        raise _refusal(offer, now)
+    offer.state, offer.answered_at, offer.decline_reason = Offer.State.DECLINED, now, reason
+    _offer_audit(offer, order, "offer.declined", actor=Actor.driver(driver.pk, driver.name), before=P, after=Offer.State.DECLINED, reason=reason)
+    metrics.offer_event(order.zone_id, "declined", (now - offer.created_at).total_seconds())
 
 
-def offers_withdraw(*, queryset_filter: dict[str, Any], reason: str, now: datetime | None = None) -> list[int]:
-    """Withdraw matching pending offers (inside the caller's transaction); returns their ids."""
-    now = now or timezone.now()
-    ids = list(Offer.objects.filter(state=P, **queryset_filter).values_list("pk", flat=True))
-    withdrawn = []
-    for offer_id in ids:
-        if Offer.objects.filter(pk=offer_id, state=P).update(state=Offer.State.WITHDRAWN, withdrawn_reason=reason, answered_at=now):
-            offer = Offer.objects.select_related("order").get(pk=offer_id)
-            _offer_audit(offer, "offer.withdrawn", actor=SYSTEM, before=P, after=Offer.State.WITHDRAWN, reason=reason)
-            metrics.offer_event(offer.order.zone_id, "withdrawn")
-            _after_commit(lambda offer_id=offer_id: _notify("offer_withdrawn", offer_id))
-            withdrawn.append(offer_id)
-    return withdrawn
+def _pending_offers_end(where: str, params: list[Any], *, to: str, withdrawn_reason: str, now: datetime) -> list[tuple[int, int, int, datetime]]:
+    """End pending offers in one set-based UPDATE ... RETURNING; returns (offer, order, driver,
+    created_at) of each offer ended. The caller holds the orders' locks."""
+    table = connection.ops.quote_name(Offer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, withdrawn_reason = %s, answered_at = %s WHERE state = %s AND {where} "  # noqa: S608 (no outside text)
+            "RETURNING id, order_id, driver_id, created_at",
+            [to, withdrawn_reason, now, P, *params],
+        )
+        return [(row[0], row[1], row[2], _aware(row[3])) for row in cursor.fetchall()]
 
 
-def offer_take_back(*, order_id: int, driver_id: int, reason: str) -> Offer | None:
+def _aware(value: Any) -> datetime:
+    from django.utils.dateparse import parse_datetime
+
+    if isinstance(value, str):  # the embedded SQLite answers with text
+        parsed = parse_datetime(value)
+        assert parsed is not None
+        value = parsed
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
+def _offers_ended(ended: list[tuple[int, int, int, datetime]], orders: dict[int, Order], *, kind: str, state: str, now: datetime, reason: str = "") -> None:
+    """The audit events (one INSERT), metrics and frames of offers ended together."""
+    if not ended:
+        return
+    entries = []
+    for offer_id, order_id, driver_id, _ in ended:
+        offer = Offer(pk=offer_id, order_id=order_id, driver_id=driver_id)
+        data = {"reason": reason} if reason else {}
+        entries.append(_offer_audit_entry(offer, orders[order_id], kind, actor=SYSTEM, before=P, after=state, **data))
+    audit_record_many(entries)
+    for _, order_id, _, created_at in ended:
+        metrics.offer_event(orders[order_id].zone_id, state, (now - created_at).total_seconds() if state == Offer.State.EXPIRED else None)
+    frames = [(driver_id, {"type": "offer_withdrawn", "offer_id": offer_id, "reason": reason or state}) for offer_id, _, driver_id, _ in ended]
+    after_commit(lambda: _frames_send(frames))
+
+
+def offers_withdraw(*, order: Order, reason: str, now: datetime, driver_id: int | None = None) -> list[int]:
+    """Withdraw the order's pending offers (only the driver's, with `driver_id`) in one
+    statement and one audit INSERT; returns their ids. The caller holds the order's lock."""
+    where, params = "order_id = %s", [order.pk]
+    if driver_id is not None:
+        where, params = "order_id = %s AND driver_id = %s", [order.pk, driver_id]
+    ended = _pending_offers_end(where, params, to=Offer.State.WITHDRAWN, withdrawn_reason=reason, now=now)
+    _offers_ended(ended, {order.pk: order}, kind="offer.withdrawn", state=Offer.State.WITHDRAWN, now=now, reason=reason)
+    return [offer_id for offer_id, *_ in ended]
+
+
+def offers_expire(*, orders: dict[int, Order], now: datetime) -> list[tuple[int, int, int, datetime]]:
+    """Lapse the pending offers of these (locked) orders whose deadline passed by `now`, in
+    one statement and one audit INSERT; returns (offer, order, driver, created_at) of each."""
+    placeholders = ", ".join(["%s"] * len(orders))
+    ended = _pending_offers_end(f"expires_at <= %s AND order_id IN ({placeholders})", [now, *orders], to=Offer.State.EXPIRED, withdrawn_reason="", now=now)
+    _offers_ended(ended, orders, kind="offer.expired", state=Offer.State.EXPIRED, now=now)
+    return ended
+
+
+def offers_due_to_expire(*, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """(offer, order) of pending offers past their deadline, oldest deadline first."""
+    return list(Offer.objects.filter(state=P, expires_at__lte=now).order_by("expires_at", "pk").values_list("pk", "order_id")[:limit])
+
+
+def offer_take_back(*, order: Order, driver_id: int, reason: str) -> Offer | None:
     """The order was taken from the driver who had accepted its offer: that offer is taken back.
 
-    Inside the caller's transaction, which holds the order's lock. Without it the partial
-    unique index "one accepted offer per order" would refuse every later accept of the order.
+    Under the order's lock. Without it the partial unique index "one accepted offer per order"
+    would refuse every later accept of the order.
     """
-    offer = Offer.objects.select_related("order").filter(order_id=order_id, driver_id=driver_id, state=Offer.State.ACCEPTED).first()
+    offer = Offer.objects.filter(order_id=order.pk, driver_id=driver_id, state=Offer.State.ACCEPTED).first()
     if offer is None:
         return None  # assigned the v1 way or by ops: no offer was accepted
     if not Offer.objects.filter(pk=offer.pk, state=Offer.State.ACCEPTED).update(state=Offer.State.TAKEN_BACK):
         return None
-    _offer_audit(offer, "offer.taken_back", actor=SYSTEM, before=Offer.State.ACCEPTED, after=Offer.State.TAKEN_BACK, reason=reason)
+    _offer_audit(offer, order, "offer.taken_back", actor=SYSTEM, before=Offer.State.ACCEPTED, after=Offer.State.TAKEN_BACK, reason=reason)
     offer.state = Offer.State.TAKEN_BACK
     return offer
-
-
-def offers_switch_off(*, now: datetime | None = None) -> int:
-    """Offers were switched off: withdraw every pending offer and assign those orders the v1 way.
-
-    The switch is read again for each order, under its share lock: a task that runs late, after
-    ops turned offers back on, withdraws nothing."""
-    from rollout.selectors import switch_is_on
-
-    now = now or timezone.now()
-    order_ids = set(Offer.objects.filter(state=P).values_list("order_id", flat=True))
-    handled = 0
-    for order_id in sorted(order_ids):
-        with transaction.atomic():
-            _lock_order(order_id)
-            if switch_is_on(Feature.OFFERS, hold_until_commit=True):
-                return handled
-            offers_withdraw(queryset_filter={"order_id": order_id}, reason=Offer.WithdrawnReason.SWITCHED_OFF, now=now)
-            dispatch_services.order_dispatch(order_id=order_id, now=now)
-            handled += 1
-    return handled
-
-
-def offers_switched_off_due() -> int:
-    """Sweep: while offers are switched off, no offer stays pending. The withdrawal enqueued
-    when the switch was turned off is only the fast path; a lost task, a dead worker or an
-    offer made in a race with the flip is caught on the next tick of the expiry sweep."""
-    from rollout.selectors import switch_is_on
-
-    if switch_is_on(Feature.OFFERS) or not Offer.objects.filter(state=P).exists():
-        return 0
-    return offers_switch_off()
 
 
 def _notify(frame_type: str, offer_id: int) -> None:
@@ -282,16 +244,12 @@ def _notify(frame_type: str, offer_id: int) -> None:
     offer_event_send(frame_type, offer_id)
 
 
-def driver_offers_withdraw(*, driver_id: int) -> int:
-    """The driver went offline or on a break: withdraw their pending offer and move its order on."""
-    withdrawn = 0
-    for offer_id, order_id in Offer.objects.filter(driver_id=driver_id, state=P).values_list("pk", "order_id"):
-        with transaction.atomic():
-            _lock_order(order_id)
-            if offers_withdraw(queryset_filter={"pk": offer_id}, reason=Offer.WithdrawnReason.DRIVER_UNAVAILABLE):
-                order_offer_next(order_id, timezone.now())
-                withdrawn += 1
-    return withdrawn
+def _frames_send(frames: list[tuple[int, dict[str, Any]]]) -> None:
+    from offers.notify import driver_frame_send, driver_frames_batched
+
+    with driver_frames_batched():
+        for driver_id, frame in frames:
+            driver_frame_send(driver_id, frame)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
-"""Celery entry points of offers: thin wrappers over the sweeps."""
+"""Celery entry points of offers: thin wrappers over the use cases and sweeps."""
 
 from celery import shared_task
 
 from observability.tasks import sweep_task
 from offers import services
+from usecases import offers
 
 
 @sweep_task("offers.expire_offers_due")
 def expire_offers_due() -> int:
-    return services.expire_offers_due() + services.offers_switched_off_due()
+    return offers.expire_offers_due() + offers.offers_switched_off_due()
 
 
 @shared_task(name="offers.switch_off", ignore_result=True)
 def offers_switch_off() -> int:
-    return services.offers_switch_off()
+    return offers.offers_switch_off()
 
 
 @sweep_task("offers.drop_stale_sockets_due")

@@ -13,6 +13,7 @@ from dispatch.admin import LookupsCheckedAdmin
 from dispatch.services import reference_data_save
 from rollout import services
 from rollout.models import RolloutPolicy
+from usecases import switches as switch_usecases
 
 admin.site.unregister(Switch)
 # Nothing here decides by a waffle flag or sample: every v2 feature is a switch plus a rollout
@@ -42,7 +43,7 @@ class SwitchAdmin(LookupsCheckedAdmin):
     def save_model(self, request: HttpRequest, obj: Switch, form: forms.ModelForm, change: bool) -> None:
         actor = Actor.staff(request.user)
         if "active" in form.changed_data:
-            services.switch_set(name=obj.name, active=obj.active, actor=actor)  # the flip, with its withdrawals
+            switch_usecases.switch_flip(name=obj.name, active=obj.active, actor=actor)  # the flip, with its withdrawals
         if "note" in form.changed_data:
             reference_data_save(instance=obj, changed_fields=["note"], is_new=False, actor=actor)
 
@@ -51,7 +52,7 @@ class SwitchAdmin(LookupsCheckedAdmin):
 
     def _flip(self, request: HttpRequest, queryset: QuerySet[Switch], active: bool) -> None:
         for switch in queryset:
-            services.switch_set(name=switch.name, active=active, actor=Actor.staff(request.user))
+            switch_usecases.switch_set(name=switch.name, active=active, actor=Actor.staff(request.user))
         self.message_user(request, f"{queryset.count()} switch(es) turned {'on' if active else 'off'}.", messages.SUCCESS)
 
     @admin.action(description="Turn selected switches on", permissions=["change"])

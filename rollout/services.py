@@ -5,24 +5,25 @@ from waffle.models import Switch
 
 from audit.actors import Actor
 from audit.services import audit_record
+from dispatch.after_commit import after_commit
 from dispatch.errors import InvalidInput
 from rollout.models import Feature, RolloutPolicy
-from rollout.signals import feature_switched_off
 
 
-def switch_set(*, name: str, active: bool, actor: Actor) -> Switch:
-    """Turn a waffle switch on or off. Off takes effect from the next decision on."""
+def switch_set(*, name: str, active: bool, actor: Actor) -> tuple[Switch, bool]:
+    """Turn a waffle switch on or off, in the caller's transaction; returns (switch, whether it
+    flipped). Off takes effect from the next decision on."""
     with transaction.atomic():
         switch, _ = Switch.objects.get_or_create(name=name, defaults={"active": False})
         if switch.active == active:
-            return switch
+            return switch, False
         if not Switch.objects.filter(pk=switch.pk, active=switch.active).update(active=active):
             switch.refresh_from_db()
-            return switch  # someone flipped it the same way first
+            return switch, False  # someone flipped it the same way first
         switch.active = active
         # Decisions read the switch from the database (rollout.selectors.switch_is_on); waffle's
         # own cache is only dropped for anything else that asks waffle, once the flip is visible.
-        transaction.on_commit(switch.flush, robust=True)
+        after_commit(switch.flush)
         audit_record(
             "switch.flipped",
             actor=actor,
@@ -31,9 +32,7 @@ def switch_set(*, name: str, active: bool, actor: Actor) -> Switch:
             before={"active": not active},
             after={"active": active},
         )
-        if not active:
-            transaction.on_commit(lambda: feature_switched_off.send(sender=Switch, name=name), robust=True)
-    return switch
+    return switch, True
 
 
 def rollout_set(*, feature: str, percentage: int, actor: Actor) -> RolloutPolicy:

@@ -64,7 +64,8 @@ def staff_groups(db):
 def v2_offers_on(db):
     """v2 offers switched on for every driver whose app speaks v2."""
     from audit.actors import Actor
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_offers", active=True, actor=Actor.system("test"))
     rollout_set(feature="v2_offers", percentage=100, actor=Actor.system("test"))
@@ -74,7 +75,8 @@ def v2_offers_on(db):
 def v2_availability_on(db):
     """v2 availability (breaks, heartbeats, silence) switched on for every v2 app."""
     from audit.actors import Actor
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_availability", active=True, actor=Actor.system("test"))
     rollout_set(feature="v2_availability", percentage=100, actor=Actor.system("test"))
@@ -108,7 +110,8 @@ def ownership(db):
 def auto_reassign_on(db):
     """v2 automatic reassignment switched on for every driver."""
     from audit.actors import Actor
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_auto_reassign", active=True, actor=Actor.system("test"))
     rollout_set(feature="v2_auto_reassign", percentage=100, actor=Actor.system("test"))

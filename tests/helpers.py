@@ -3,8 +3,8 @@
 import json
 import uuid
 
+from usecases.intake import webhook_receive
 from vendure import sample_payloads
-from vendure.services import webhook_receive
 
 
 def post_webhook(client, channel, body, *, secret=None, timestamp=None, headers=None):
@@ -45,3 +45,15 @@ def order_intake(code="T", postal_code="10115"):
         delivery_fee_minor=10,
         dropoff_postal_code=postal_code,
     )
+
+
+def mark_unassigned(order, reason="test"):
+    """A received order marked waiting, as dispatch does when it finds nobody: the ground move,
+    in a transaction of its own."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from dispatch import services
+
+    with transaction.atomic():
+        return services.order_mark_unassigned(order_id=order.pk, reason=reason, now=timezone.now()).order

@@ -34,6 +34,7 @@ from tests.factories import DriverFactory, ZoneFactory, staff_member
 from tests.fake_vendure import FakeVendure
 from tests.helpers import post_webhook, ready_event, receive_order
 from tests.hook_receiver import HookReceiver
+from usecases import orders as order_usecases
 from vendure.models import FulfillmentReport, FulfillmentStep
 from vendure.services import report_fulfillments_due
 
@@ -143,7 +144,7 @@ def test_no_planted_secret_leaves_where_it_is_kept(outside, json_log, caplog, se
     Token.objects.create(user=driver.user, key=DRIVER_TOKEN)
     order = receive_order(channel, code="SECRET-3")
     if order.driver_id is None:
-        dispatch_services.order_assign(order_id=order.pk, driver_id=driver.pk, actor=STAFF)
+        order_usecases.order_assign(order_id=order.pk, driver_id=driver.pk, actor=STAFF)
     for path in ("/api/v1/orders/", f"/api/v1/orders/{order.pk}/picked-up/"):
         method = client.get if path.endswith("orders/") else client.post
         answers.append(method(path, HTTP_AUTHORIZATION=f"Token {DRIVER_TOKEN}").content.decode())

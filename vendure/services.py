@@ -2,7 +2,6 @@
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from audit.services import audit_record
 from dispatch import limits
 from dispatch import services as dispatch_services
 from dispatch.clock import database_now
-from dispatch.errors import IllegalTransition, InvalidInput
+from dispatch.errors import InvalidInput
 from dispatch.models import Order, ShopChannel
 from vendure.admin_api import VendureAdminClient, VendureRejected, VendureUnavailable
 from vendure.models import FulfillmentReport, FulfillmentStep, WebhookEvent
@@ -81,79 +80,48 @@ def intake_from_vendure(order: dict[str, Any], *, received_at: datetime) -> disp
     )
 
 
-@dataclass(frozen=True)
-class WebhookResult:
-    outcome: str
-    order_id: int | None = None
-    duplicate_event: bool = False
-
-
-def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None = None) -> WebhookResult:
-    """Apply one authenticated delivery. A retried event or a known order changes nothing."""
-    now = now or timezone.now()
+def webhook_event_parse(payload: Any) -> dict[str, Any]:
+    """The event of a webhook body, validated to what the database can hold, or InvalidInput."""
     serializer = EventSerializer(data=payload)
     if not isinstance(payload, dict) or not serializer.is_valid():
         errors = serializer.errors if isinstance(payload, dict) else {"non_field_errors": ["The body must be a JSON object."]}
         raise InvalidInput("The webhook body is not a valid event.", fields=errors)
-    event = serializer.validated_data
+    return dict(serializer.validated_data)
+
+
+def webhook_event_record(*, channel: ShopChannel, event: dict[str, Any]) -> WebhookEvent | None:
+    """Record a delivered event once, in the caller's transaction; None when it was delivered before."""
     order_data = event["order"]
-    actor = shop_actor(channel)
-    # One transaction for the event, the order and its assignment: one commit per webhook,
-    # and a failure anywhere leaves nothing behind for Vendure's retry to trip over.
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = WebhookEvent.objects.create(
-                    channel=channel,
-                    event_id=event["id"],
-                    type=event["type"],
-                    vendure_order_id=order_data["id"],
-                    order_code=order_data["code"],
-                    created_at=event["createdAt"],
-                )
-        except IntegrityError:
-            return WebhookResult(outcome="duplicate_event", duplicate_event=True)
-        if event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY:
-            order, created = dispatch_services.order_receive(
-                channel=channel,
-                intake=intake_from_vendure(order_data, received_at=now),
-                actor=actor,
-                now=now,
-            )
-            record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
-            if created and _was_cancelled_before_receipt(channel, order.vendure_order_id, record.pk):
-                dispatch_services.order_cancel(order_id=order.pk, actor=actor, reason="cancelled by the shop before it was received", now=now)
-            elif created:
-                dispatch_services.order_dispatch(order_id=order.pk, now=now)
-        else:
-            record.outcome = _cancel_from_shop(channel, order_data, actor=actor, now=now)
-            order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()  # type: ignore[assignment]
-        record.save(update_fields=["outcome"])
-    return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None)
-
-
-def _was_cancelled_before_receipt(channel: ShopChannel, vendure_order_id: str, this_event_pk: int) -> bool:
-    return WebhookEvent.objects.filter(channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED).exclude(pk=this_event_pk).exists()
-
-
-def _cancel_from_shop(channel: ShopChannel, order_data: dict[str, Any], *, actor: Actor, now: datetime) -> str:
-    order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()
-    if order is None:
-        # Events can arrive out of order: remember it, so the order is cancelled on arrival.
-        audit_record(
-            "order.cancel_before_receipt",
-            actor=actor,
-            subject_type="vendure_order",
-            subject_id=order_data["id"],
-            order_code=order_data["code"],
-            data={"channel": channel.token},
-        )
-        return Outcome.CANCEL_BEFORE_RECEIPT
     try:
-        dispatch_services.order_cancel(order_id=order.pk, actor=actor, reason="cancelled by the shop", now=now)
-    except IllegalTransition:
-        return Outcome.ALREADY_FINISHED
-    return Outcome.ORDER_CANCELLED
+        with transaction.atomic():  # a savepoint: a retried event fails alone
+            return WebhookEvent.objects.create(
+                channel=channel,
+                event_id=event["id"],
+                type=event["type"],
+                vendure_order_id=order_data["id"],
+                order_code=order_data["code"],
+                created_at=event["createdAt"],
+            )
+    except IntegrityError:
+        return None
+
+
+def order_cancelled_before_receipt(*, channel: ShopChannel, vendure_order_id: str, this_event: WebhookEvent) -> bool:
+    """Events can arrive out of order: whether the shop cancelled this order before we had it."""
+    events = WebhookEvent.objects.filter(channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED)
+    return events.exclude(pk=this_event.pk).exists()
+
+
+def cancel_before_receipt_record(*, channel: ShopChannel, order_data: dict[str, Any], actor: Actor) -> None:
+    """A cancellation for an order we do not have yet: on record, so it is cancelled on arrival."""
+    audit_record(
+        "order.cancel_before_receipt",
+        actor=actor,
+        subject_type="vendure_order",
+        subject_id=order_data["id"],
+        order_code=order_data["code"],
+        data={"channel": channel.token},
+    )
 
 
 # --- Progress back to the shop ------------------------------------------------------------

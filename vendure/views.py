@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from dispatch.errors import InvalidInput, error_body
 from observability import metrics
+from usecases import intake
 from vendure import services
 from vendure.signing import SignatureRefused
 
@@ -58,7 +59,7 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
     except RecursionError:
         return _error(400, "invalid_json", "The body is nested too deeply.")
     try:
-        result = services.webhook_receive(channel=channel, payload=payload)
+        result = intake.webhook_receive(channel=channel, payload=payload)
     except InvalidInput as exc:
         return _error(400, exc.code, exc.message, exc.detail)
     metrics.webhook_outcome(result.outcome, is_accepted=True)

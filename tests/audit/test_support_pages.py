@@ -11,10 +11,10 @@ from django_guid import clear_guid, set_guid
 
 from audit.models import AuditEvent
 from audit.selectors import cursor_encode
-from offers import services as offer_services
 from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
+from usecases import offers as offer_usecases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
 SEARCH = "/support/"
@@ -34,10 +34,10 @@ def story(v2_offers_on, v2_driver):
     order = receive_order(ShopChannelFactory(), code="STORY-1")
     first = Offer.objects.get(order=order)
     Offer.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    offer_services.expire_offers_due()
+    offer_usecases.expire_offers_due()
     second = Offer.objects.get(order=order, state="pending")
     winner = accepting if second.driver_id == accepting.pk else lapsing
-    offer_services.offer_accept(offer_id=second.pk, driver=winner)
+    offer_usecases.offer_accept(offer_id=second.pk, driver=winner)
     return order, Offer.objects.get(pk=first.pk).driver, winner
 
 

@@ -5,12 +5,13 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from availability import services
 from availability.tasks import end_breaks_due
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput
 from dispatch.models import Driver
-from rollout.services import rollout_set, switch_set
+from rollout.services import rollout_set
 from tests.factories import DriverFactory
+from usecases import drivers as driver_usecases
+from usecases.switches import switch_set
 
 pytestmark = pytest.mark.django_db
 ME = Actor.system("test")
@@ -18,11 +19,11 @@ ME = Actor.system("test")
 
 def test_a_break_ends_by_itself_at_its_end_time(v2_availability_on, v2_driver):
     driver = v2_driver()
-    services.break_start(driver_id=driver.pk, minutes=10, actor=ME, now=timezone.now() - timedelta(minutes=11))
+    driver_usecases.break_start(driver_id=driver.pk, minutes=10, actor=ME, now=timezone.now() - timedelta(minutes=11))
     ongoing = v2_driver()
-    services.break_start(driver_id=ongoing.pk, minutes=10, actor=ME)
-    assert services.end_breaks_due() == 1
-    assert services.end_breaks_due() == 0
+    driver_usecases.break_start(driver_id=ongoing.pk, minutes=10, actor=ME)
+    assert driver_usecases.end_breaks_due() == 1
+    assert driver_usecases.end_breaks_due() == 0
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
     assert Driver.objects.get(pk=ongoing.pk).availability == Driver.Availability.ON_BREAK
     ended = AuditEvent.objects.get(kind="driver.break_ended")
@@ -33,14 +34,14 @@ def test_a_break_ends_by_itself_at_its_end_time(v2_availability_on, v2_driver):
 def test_a_break_of_a_bad_length_is_refused(minutes, v2_availability_on, v2_driver):
     driver = v2_driver()
     with pytest.raises(InvalidInput):
-        services.break_start(driver_id=driver.pk, minutes=minutes, actor=ME)
+        driver_usecases.break_start(driver_id=driver.pk, minutes=minutes, actor=ME)
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
 
 
 def test_only_an_available_driver_starts_a_break(v2_availability_on, v2_driver):
     driver = v2_driver(availability=Driver.Availability.OFFLINE)
     with pytest.raises(IllegalTransition):
-        services.break_start(driver_id=driver.pk, minutes=5, actor=ME)
+        driver_usecases.break_start(driver_id=driver.pk, minutes=5, actor=ME)
 
 
 def test_a_v2_driver_gone_silent_goes_offline_and_a_v1_driver_does_not():
@@ -50,7 +51,7 @@ def test_a_v2_driver_gone_silent_goes_offline_and_a_v1_driver_does_not():
     silent = DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=long_ago)
     alive = DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=timezone.now())
     v1_app = DriverFactory(last_heartbeat_at=long_ago)  # the v1 app never sends heartbeats
-    assert services.offline_silent_drivers_due() == 1
+    assert driver_usecases.offline_silent_drivers_due() == 1
     assert Driver.objects.get(pk=silent.pk).availability == Driver.Availability.OFFLINE
     assert Driver.objects.get(pk=alive.pk).availability == Driver.Availability.AVAILABLE
     assert Driver.objects.get(pk=v1_app.pk).availability == Driver.Availability.AVAILABLE
@@ -60,7 +61,7 @@ def test_a_v2_driver_gone_silent_goes_offline_and_a_v1_driver_does_not():
 def test_silence_is_not_judged_with_the_switch_off():
     long_ago = timezone.now() - timedelta(minutes=5)
     DriverFactory(v2_connected_at=long_ago, last_heartbeat_at=long_ago)
-    assert services.offline_silent_drivers_due() == 0
+    assert driver_usecases.offline_silent_drivers_due() == 0
 
 
 def test_busy_is_derived_from_the_load():
@@ -76,19 +77,19 @@ def test_breaks_need_v2_availability_for_the_driver(v2_driver):
 
     driver = v2_driver()
     with pytest.raises(FeatureOff):
-        services.break_start(driver_id=driver.pk, minutes=10, actor=ME)  # the switch is off
+        driver_usecases.break_start(driver_id=driver.pk, minutes=10, actor=ME)  # the switch is off
     switch_set(name="v2_availability", active=True, actor=ME)
     rollout_set(feature="v2_availability", percentage=100, actor=ME)
     v1_app = DriverFactory()
     with pytest.raises(FeatureOff):
-        services.break_start(driver_id=v1_app.pk, minutes=10, actor=ME)  # a v1 app knows no breaks
+        driver_usecases.break_start(driver_id=v1_app.pk, minutes=10, actor=ME)  # a v1 app knows no breaks
     assert Driver.objects.get(pk=v1_app.pk).availability == Driver.Availability.AVAILABLE
-    assert services.break_start(driver_id=driver.pk, minutes=10, actor=ME).availability == Driver.Availability.ON_BREAK
+    assert driver_usecases.break_start(driver_id=driver.pk, minutes=10, actor=ME).availability == Driver.Availability.ON_BREAK
 
 
 def test_switching_v2_availability_off_ends_every_break(v2_availability_on, v2_driver, django_capture_on_commit_callbacks):
     driver = v2_driver()
-    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    driver_usecases.break_start(driver_id=driver.pk, minutes=30, actor=ME)
     with django_capture_on_commit_callbacks(execute=True):
         switch_set(name="v2_availability", active=False, actor=ME)
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.AVAILABLE
@@ -100,18 +101,18 @@ def test_a_deactivated_driver_cannot_come_back_online_until_reactivated():
     driver.user.is_active = False
     driver.user.save()
     with pytest.raises(DriverUnavailable):
-        services.driver_go_online(driver_id=driver.pk, actor=Actor.system("test"))
+        driver_usecases.driver_go_online(driver_id=driver.pk, actor=Actor.system("test"))
     driver.refresh_from_db()
     assert driver.availability == Driver.Availability.OFFLINE
     driver.user.is_active = True
     driver.user.save()
-    assert services.driver_go_online(driver_id=driver.pk, actor=Actor.system("test")).availability == Driver.Availability.AVAILABLE
+    assert driver_usecases.driver_go_online(driver_id=driver.pk, actor=Actor.system("test")).availability == Driver.Availability.AVAILABLE
 
 
 def test_a_lost_switch_off_task_is_made_up_by_the_break_sweep(v2_availability_on, v2_driver, django_capture_on_commit_callbacks):
     # given v2 availability switched off, and the task ending every break lost
     driver = v2_driver()
-    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    driver_usecases.break_start(driver_id=driver.pk, minutes=30, actor=ME)
     with django_capture_on_commit_callbacks(execute=False):
         switch_set(name="v2_availability", active=False, actor=ME)
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.ON_BREAK
@@ -125,6 +126,6 @@ def test_a_lost_switch_off_task_is_made_up_by_the_break_sweep(v2_availability_on
 
 def test_a_switch_off_task_that_runs_after_v2_availability_came_back_on_ends_no_break(v2_availability_on, v2_driver):
     driver = v2_driver()
-    services.break_start(driver_id=driver.pk, minutes=30, actor=ME)
-    assert services.breaks_end_all(reason="switched_off") == 0  # late: the switch is on again
+    driver_usecases.break_start(driver_id=driver.pk, minutes=30, actor=ME)
+    assert driver_usecases.breaks_end_all(reason="switched_off") == 0  # late: the switch is on again
     assert Driver.objects.get(pk=driver.pk).availability == Driver.Availability.ON_BREAK

@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from dispatch.models import Order, Zone
-from offers import services as offer_services
 from offers.models import Offer
 from tests.browser.test_admin_browser import SCREENSHOTS, log_in, staff_user
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
+from usecases import offers as offer_usecases
 from vendure import sample_payloads
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("staff_groups")]
@@ -35,8 +35,8 @@ def story(v2_offers_on, v2_driver):
     assert Offer.objects.get(order=order).driver_id == lena.pk
     ali = v2_driver(name="Ali Accepting")
     Offer.objects.filter(order=order).update(expires_at=timezone.now() - timedelta(seconds=1))
-    offer_services.expire_offers_due()
-    offer_services.offer_accept(offer_id=Offer.objects.get(order=order, driver=ali).pk, driver=ali)
+    offer_usecases.expire_offers_due()
+    offer_usecases.offer_accept(offer_id=Offer.objects.get(order=order, driver=ali).pk, driver=ali)
     return order, lena, ali
 
 

@@ -12,6 +12,9 @@ from dispatch import services
 from dispatch.models import Driver, Order
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import order_intake, ready_event
+from usecases import dispatching
+from usecases import intake as intake_usecases
+from usecases import orders as order_usecases
 from vendure import sample_payloads
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,9 +66,9 @@ def test_fifty_orders_at_once_for_five_drivers_of_capacity_two():
     # and as drivers deliver, the sweep (two at once) hands out the rest, never over capacity
     for _ in range(4):
         for order in Order.objects.filter(status=Order.Status.ASSIGNED).select_related("driver"):
-            services.order_pick_up(order_id=order.pk, driver=order.driver)
-            services.order_deliver(order_id=order.pk, driver=order.driver)
-        run_in_threads(lambda i: services.assign_orders_due(), 2)
+            order_usecases.order_pick_up(order_id=order.pk, driver=order.driver)
+            order_usecases.order_deliver(order_id=order.pk, driver=order.driver)
+        run_in_threads(lambda i: dispatching.assign_orders_due(), 2)
         assert not Driver.objects.filter(active_order_count__gt=F("capacity")).exists()
         for driver in Driver.objects.all():
             held = Order.objects.filter(driver=driver, status__in=Order.ACTIVE_STATUSES).count()
@@ -79,7 +82,7 @@ def test_fifty_orders_at_once_for_five_drivers_of_capacity_two():
 def test_two_workers_racing_to_assign_one_order_to_different_drivers():
     ZoneFactory()
     channel = ShopChannelFactory()
-    order = services.order_receive(
+    order = intake_usecases.order_receive(
         channel=channel,
         intake=order_intake(code="RACE"),
         actor=services.SYSTEM,
@@ -89,7 +92,7 @@ def test_two_workers_racing_to_assign_one_order_to_different_drivers():
 
     def assign(i):
         try:
-            won.append(services.order_assign(order_id=order.pk, driver_id=drivers[i].pk, actor=services.SYSTEM))
+            won.append(order_usecases.order_assign(order_id=order.pk, driver_id=drivers[i].pk, actor=services.SYSTEM))
         except services.IllegalTransition:
             pass
 
@@ -128,7 +131,7 @@ def test_an_assignment_waiting_on_a_driver_being_deactivated_is_refused():
 
     def assign():
         try:
-            services.order_assign(order_id=order.pk, driver_id=driver.pk, actor=Actor.system("race"))
+            order_usecases.order_assign(order_id=order.pk, driver_id=driver.pk, actor=Actor.system("race"))
             outcome.append("assigned")
         except DriverUnavailable:
             outcome.append("refused")

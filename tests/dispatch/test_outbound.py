@@ -17,6 +17,7 @@ from dispatch.outbound import OutboundAddressRefused, OutboundFailed, address_is
 from dispatch.services import shop_channel_register
 from escalation.models import NotificationChannel, Team
 from tests.hook_receiver import HookReceiver
+from usecases import orders as order_usecases
 from vendure.admin_api import VendureAdminClient, VendureUnavailable
 
 FORBIDDEN_ADDRESSES = [
@@ -275,7 +276,6 @@ def test_a_shop_admin_api_url_pointing_inside_is_refused_when_saved():
 
 @pytest.mark.django_db
 def test_a_shop_admin_api_on_an_internal_address_is_never_called(receiver):
-    from dispatch import services
     from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
     from tests.helpers import receive_order
     from vendure.models import FulfillmentStep
@@ -286,7 +286,7 @@ def test_a_shop_admin_api_on_an_internal_address_is_never_called(receiver):
     channel = ShopChannelFactory(admin_api_url=f"http://127.0.0.1:{port_of(receiver)}/admin-api", admin_api_token="t")
     driver = DriverFactory()
     order = receive_order(channel)
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     report_fulfillments_due()
     assert receiver.requests == []
     assert FulfillmentStep.objects.get(order=order).last_error == "address not allowed"

@@ -4,13 +4,17 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from availability.services import driver_go_offline, driver_go_online, driver_position_update
+from availability.services import driver_position_update
 from dispatch import selectors, services
 from dispatch.errors import DriverUnavailable, IllegalTransition, NotFound, OverCapacity
 from dispatch.models import Driver, Order
 from dispatch.services import ORDER_TRANSITIONS
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
-from tests.helpers import order_intake, receive_order
+from tests.helpers import mark_unassigned, order_intake, receive_order
+from usecases import dispatching
+from usecases import intake as intake_usecases
+from usecases import orders as order_usecases
+from usecases.drivers import driver_go_offline, driver_go_online
 
 pytestmark = pytest.mark.django_db
 S = Order.Status
@@ -30,19 +34,19 @@ def order_in(status, channel, actor):
     if status == S.RECEIVED:
         # RECEIVED is only seen between intake and dispatch; make one without a driver free.
         driver_go_offline(driver_id=driver.pk, actor=actor)
-        order = services.order_receive(channel=channel, intake=order_intake(), actor=actor)[0]
+        order = intake_usecases.order_receive(channel=channel, intake=order_intake(), actor=actor)[0]
     elif status == S.UNASSIGNED:
-        services.order_unassign(order_id=order.pk, actor=actor)
+        order_usecases.order_unassign(order_id=order.pk, actor=actor)
     elif status == S.PICKED_UP:
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     elif status in (S.DELIVERED, S.FAILED):
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
         if status == S.DELIVERED:
-            services.order_deliver(order_id=order.pk, driver=driver)
+            order_usecases.order_deliver(order_id=order.pk, driver=driver)
         else:
-            services.order_fail(order_id=order.pk, driver=driver, actor=actor, reason="nobody home")
+            order_usecases.order_fail(order_id=order.pk, driver=driver, actor=actor, reason="nobody home")
     elif status == S.CANCELLED:
-        services.order_cancel(order_id=order.pk, actor=actor, reason="test")
+        order_usecases.order_cancel(order_id=order.pk, actor=actor, reason="test")
     order.refresh_from_db()
     assert order.status == status
     return order
@@ -51,21 +55,17 @@ def order_in(status, channel, actor):
 def do_transition(order, to, actor):
     if to == S.ASSIGNED:
         spare = DriverFactory(capacity=1)
-        return services.order_assign(order_id=order.pk, driver_id=spare.pk, actor=actor)
+        return order_usecases.order_assign(order_id=order.pk, driver_id=spare.pk, actor=actor)
     if to == S.UNASSIGNED:
-        return (
-            services.order_unassign(order_id=order.pk, actor=actor)
-            if order.status != S.RECEIVED
-            else services.order_mark_unassigned(order_id=order.pk, reason="test")
-        )
+        return order_usecases.order_unassign(order_id=order.pk, actor=actor) if order.status != S.RECEIVED else mark_unassigned(order)
     if to == S.PICKED_UP:
-        return services.order_pick_up(order_id=order.pk, driver=order.driver or DriverFactory())
+        return order_usecases.order_pick_up(order_id=order.pk, driver=order.driver or DriverFactory())
     if to == S.DELIVERED:
-        return services.order_deliver(order_id=order.pk, driver=order.driver or DriverFactory())
+        return order_usecases.order_deliver(order_id=order.pk, driver=order.driver or DriverFactory())
     if to == S.FAILED:
-        return services.order_fail(order_id=order.pk, actor=actor, reason="test")
+        return order_usecases.order_fail(order_id=order.pk, actor=actor, reason="test")
     if to == S.CANCELLED:
-        return services.order_cancel(order_id=order.pk, actor=actor, reason="test")
+        return order_usecases.order_cancel(order_id=order.pk, actor=actor, reason="test")
     raise AssertionError(to)
 
 
@@ -103,12 +103,12 @@ def test_assignment_takes_capacity_and_delivery_gives_it_back(channel, actor):
     driver.refresh_from_db()
     assert (first.driver, second.driver, driver.active_order_count) == (driver, driver, 2)
     assert third.status == S.UNASSIGNED and third.waiting_reason == "no_candidates"
-    services.order_pick_up(order_id=first.pk, driver=driver)
-    services.order_deliver(order_id=first.pk, driver=driver, proof_note="front door", proof_photo_ref="photo-1")
+    order_usecases.order_pick_up(order_id=first.pk, driver=driver)
+    order_usecases.order_deliver(order_id=first.pk, driver=driver, proof_note="front door", proof_photo_ref="photo-1")
     driver.refresh_from_db()
     assert driver.active_order_count == 1
     # the sweep now hands the waiting order to the freed driver
-    assert services.assign_orders_due() == 1
+    assert dispatching.assign_orders_due() == 1
     third.refresh_from_db()
     assert third.driver == driver
 
@@ -118,7 +118,7 @@ def test_manual_assignment_over_capacity_is_refused_and_changes_nothing(channel,
     receive_order(channel)
     waiting = receive_order(channel)
     with pytest.raises(OverCapacity):
-        services.order_assign(order_id=waiting.pk, driver_id=busy.pk, actor=actor)
+        order_usecases.order_assign(order_id=waiting.pk, driver_id=busy.pk, actor=actor)
     waiting.refresh_from_db()
     busy.refresh_from_db()
     assert (waiting.status, waiting.driver, busy.active_order_count) == (S.UNASSIGNED, None, 1)
@@ -128,7 +128,7 @@ def test_manual_reassignment_moves_the_order_and_the_capacity(channel, actor):
     first = DriverFactory(capacity=1)
     order = receive_order(channel)
     second = DriverFactory(capacity=1)
-    services.order_assign_manually(order_id=order.pk, driver_id=second.pk, actor=actor)
+    order_usecases.order_assign_manually(order_id=order.pk, driver_id=second.pk, actor=actor)
     order.refresh_from_db()
     first.refresh_from_db()
     second.refresh_from_db()
@@ -142,7 +142,7 @@ def test_a_driver_cannot_touch_another_drivers_order(channel):
     order = receive_order(channel)
     stranger = DriverFactory()
     with pytest.raises(NotFound):
-        services.order_pick_up(order_id=order.pk, driver=stranger)
+        order_usecases.order_pick_up(order_id=order.pk, driver=stranger)
     assert order.driver == owner
 
 
@@ -228,7 +228,7 @@ def test_ops_cannot_give_an_order_to_a_deactivated_driver(actor, django_capture_
     gone.user.save()
     events = AuditEvent.objects.count()
     with pytest.raises(DriverUnavailable):
-        services.order_assign_manually(order_id=order.pk, driver_id=gone.pk, actor=actor)
+        order_usecases.order_assign_manually(order_id=order.pk, driver_id=gone.pk, actor=actor)
     order.refresh_from_db()
     gone.refresh_from_db()
     assert (order.status, order.driver_id, gone.active_order_count) == (Order.Status.UNASSIGNED, None, 0)

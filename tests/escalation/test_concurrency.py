@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from dispatch.models import Driver, Order
-from escalation import services
 from escalation.models import AlertKind, Escalation, EscalationPolicy, Notification
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
+from usecases import reassignment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ def test_two_sweeps_at_once_open_each_escalation_once(ownership):
     with time_machine.travel(T0, tick=False):
         orders = [receive_order(channel, code=f"TWO-{n}") for n in range(15)]
     later = T0 + timedelta(hours=1)
-    run_at_once(lambda: services.escalate_orders_due(now=later), lambda: services.escalate_orders_due(now=later), rounds=2)
+    run_at_once(lambda: reassignment.escalate_orders_due(now=later), lambda: reassignment.escalate_orders_due(now=later), rounds=2)
     for order in orders:
         triggers = sorted(Escalation.objects.filter(order=order).values_list("trigger", flat=True))
         assert triggers == [AlertKind.ORDER_NO_CANDIDATES, AlertKind.ORDER_UNASSIGNED]
@@ -116,7 +116,7 @@ def test_two_reassignment_sweeps_at_once_take_each_order_from_its_driver_once(ow
     assert {o.driver_id for o in orders} == {d.pk for d in slow}
     spares = [DriverFactory(zones=[zone]) for _ in range(8)]
     later = T0 + timedelta(hours=1)
-    run_at_once(lambda: services.reassign_orders_due(now=later), lambda: services.reassign_orders_due(now=later), rounds=3)
+    run_at_once(lambda: reassignment.reassign_orders_due(now=later), lambda: reassignment.reassign_orders_due(now=later), rounds=3)
     for order in orders:
         assert AuditEvent.objects.filter(kind="order.reassigned", order_id=order.pk).count() == 1
         assert Order.objects.get(pk=order.pk).driver_id in {d.pk for d in spares}

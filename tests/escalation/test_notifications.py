@@ -13,13 +13,13 @@ from django.db import connection
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from dispatch import services as dispatch_services
 from dispatch.models import Order
 from escalation import services
 from escalation.models import AlertKind, Escalation, Notification, NotificationChannel, Team
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 from tests.hook_receiver import HookReceiver
+from usecases import orders as order_usecases
 from vendure.signing import verify
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,7 @@ def test_pagerduty_gets_a_trigger_then_a_resolve_under_one_dedup_key(dispatchers
     order = stuck_order("PD-1")
     escalation = escalate(settings, committed)
     with committed():
-        dispatch_services.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
+        order_usecases.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
     trigger, resolve = hooks.bodies()
     assert trigger["routing_key"] == resolve["routing_key"] == "R0UTINGKEY"
     assert trigger["dedup_key"] == resolve["dedup_key"] == f"dispatch-escalation-{escalation.pk}"
@@ -192,7 +192,7 @@ def test_a_hanging_notifier_times_out_and_never_holds_up_an_assignment(ownership
     assert hooks.hanging.wait(10)
     assert Escalation.objects.filter(order=order, trigger=AlertKind.ORDER_UNASSIGNED).exists()
     started = time.monotonic()
-    dispatch_services.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
+    order_usecases.order_assign(order_id=order.pk, driver_id=DriverFactory().pk, actor=OPS)
     assign_took = time.monotonic() - started
     assert sweep.is_alive(), "the notifier should still be waiting for the hanging endpoint"
     sweep.join(15)

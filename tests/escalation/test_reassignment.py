@@ -12,16 +12,16 @@ from channels.layers import get_channel_layer
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from availability import services as availability_services
-from dispatch import services as dispatch_services
 from dispatch.errors import IllegalTransition
 from dispatch.models import Driver, Order, Reassignment
-from escalation import services
 from escalation.models import AlertKind, Escalation, EscalationPolicy
 from offers.models import Offer
 from offers.notify import driver_group
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
+from usecases import dispatching, reassignment
+from usecases import drivers as driver_usecases
+from usecases import orders as order_usecases
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -50,7 +50,7 @@ def reassigned_event(order):
 def test_a_driver_going_offline_loses_the_order_to_the_next_driver(order, first_driver, auto_reassign_on, django_capture_on_commit_callbacks, caplog):
     second = DriverFactory(name="Second")
     with caplog.at_level(logging.INFO, logger="offers.push"), django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     order.refresh_from_db()
     assert (order.status, order.driver_id, order.reassign_count) == (Order.Status.ASSIGNED, second.pk, 1)
     event = reassigned_event(order)
@@ -68,7 +68,7 @@ def test_the_driver_is_told_over_the_socket(order, first_driver, auto_reassign_o
     async_to_sync(layer.group_add)(driver_group(first_driver.pk), channel_name)
     DriverFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     message = async_to_sync(layer.receive)(channel_name)
     assert message["frame"] == {"type": "order_taken_back", "order_id": order.pk, "code": "R-1", "reason": "driver_offline"}
 
@@ -77,7 +77,7 @@ def test_a_silent_driver_loses_the_order(order, first_driver, auto_reassign_on, 
     Driver.objects.filter(pk=first_driver.pk).update(v2_connected_at=T0, app_version="2.3.0", last_heartbeat_at=T0)
     second = DriverFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        assert availability_services.offline_silent_drivers_due() == 1
+        assert driver_usecases.offline_silent_drivers_due() == 1
     order.refresh_from_db()
     assert order.driver_id == second.pk
     assert reassigned_event(order).data["reason"] == "driver_silent"
@@ -86,25 +86,25 @@ def test_a_silent_driver_loses_the_order(order, first_driver, auto_reassign_on, 
 def test_a_missed_pickup_is_reassigned_at_the_limit_and_not_before(order, first_driver, auto_reassign_on, settings):
     second = DriverFactory()
     limit = settings.ESCALATION_DEFAULTS["pickup_limit_s"]
-    assert services.reassign_orders_due(now=T0 + timedelta(seconds=limit - 1)) == 0
+    assert reassignment.reassign_orders_due(now=T0 + timedelta(seconds=limit - 1)) == 0
     assert Order.objects.get(pk=order.pk).driver_id == first_driver.pk
-    assert services.reassign_orders_due(now=T0 + timedelta(seconds=limit)) == 1
+    assert reassignment.reassign_orders_due(now=T0 + timedelta(seconds=limit)) == 1
     order.refresh_from_db()
     assert (order.driver_id, order.assigned_at) == (second.pk, T0 + timedelta(seconds=limit))
     assert reassigned_event(order).data["reason"] == "missed_pickup"
     # The driver who missed it is not given it back, even when they are the only one left.
-    dispatch_services.order_unassign(order_id=order.pk, actor=ME)
+    order_usecases.order_unassign(order_id=order.pk, actor=ME)
     Driver.objects.filter(pk=second.pk).update(availability="offline")
-    dispatch_services.order_dispatch(order_id=order.pk)
+    dispatching.order_dispatch(order_id=order.pk)
     assert Order.objects.get(pk=order.pk).status == Order.Status.UNASSIGNED
 
 
 def test_with_the_switch_off_the_order_stays_and_the_pickup_limit_escalates_it(order, first_driver, settings, django_capture_on_commit_callbacks):
     DriverFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     limit = settings.ESCALATION_DEFAULTS["pickup_limit_s"]
-    services.escalate_orders_due(now=T0 + timedelta(seconds=limit))
+    reassignment.escalate_orders_due(now=T0 + timedelta(seconds=limit))
     order.refresh_from_db()
     assert (order.status, order.driver_id, order.reassign_count) == (Order.Status.ASSIGNED, first_driver.pk, 0)
     assert not AuditEvent.objects.filter(kind="order.reassigned").exists()
@@ -112,25 +112,26 @@ def test_with_the_switch_off_the_order_stays_and_the_pickup_limit_escalates_it(o
 
 
 def test_a_driver_outside_the_rollout_share_keeps_the_order(order, first_driver, django_capture_on_commit_callbacks):
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_auto_reassign", active=True, actor=ME)
     rollout_set(feature="v2_auto_reassign", percentage=0, actor=ME)
     DriverFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     assert Order.objects.get(pk=order.pk).driver_id == first_driver.pk
 
 
 def test_after_the_last_allowed_reassignment_the_order_escalates_instead(order, first_driver, auto_reassign_on, settings):
     EscalationPolicy.objects.create(zone=order.zone, max_reassignments=1, pickup_limit_s=600)
     second = DriverFactory()
-    services.escalate_orders_due(now=T0 + timedelta(seconds=600))
+    reassignment.escalate_orders_due(now=T0 + timedelta(seconds=600))
     assert Order.objects.get(pk=order.pk).driver_id == second.pk
     DriverFactory()  # a third driver is free, but the order has used its reassignment
     later = T0 + timedelta(seconds=1200)
-    services.escalate_orders_due(now=later)
-    services.escalate_orders_due(now=later + timedelta(seconds=10))
+    reassignment.escalate_orders_due(now=later)
+    reassignment.escalate_orders_due(now=later + timedelta(seconds=10))
     order.refresh_from_db()
     assert (order.driver_id, order.reassign_count) == (second.pk, 1)
     [escalation] = Escalation.objects.filter(order=order)
@@ -140,13 +141,13 @@ def test_after_the_last_allowed_reassignment_the_order_escalates_instead(order, 
 
 def test_a_picked_up_order_is_never_taken_back(order, first_driver, auto_reassign_on, settings, django_capture_on_commit_callbacks):
     DriverFactory()
-    dispatch_services.order_pick_up(order_id=order.pk, driver=first_driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=first_driver)
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
-    services.reassign_orders_due(now=T0 + timedelta(hours=5))
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+    reassignment.reassign_orders_due(now=T0 + timedelta(hours=5))
     assert Order.objects.get(pk=order.pk).driver_id == first_driver.pk
     with pytest.raises(IllegalTransition):
-        dispatch_services.order_reassign(order_id=order.pk, reason="by_ops", actor=ME)
+        order_usecases.order_reassign(order_id=order.pk, reason="by_ops", actor=ME)
     assert not AuditEvent.objects.filter(kind="order.reassigned").exists()
 
 
@@ -155,7 +156,7 @@ def test_with_offers_on_the_order_is_offered_to_the_next_v2_driver(
 ):
     second = v2_driver()
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     order.refresh_from_db()
     assert (order.status, order.driver_id) == (Order.Status.UNASSIGNED, None)
     assert Offer.objects.get(order=order).driver_id == second.pk
@@ -164,9 +165,9 @@ def test_with_offers_on_the_order_is_offered_to_the_next_v2_driver(
 def test_the_reassignment_sweep_catches_up_on_offline_drivers_the_signal_missed(order, first_driver, auto_reassign_on, django_capture_on_commit_callbacks):
     second = DriverFactory()
     with django_capture_on_commit_callbacks(execute=False):  # the broker was down: no task ran
-        availability_services.driver_go_offline(driver_id=first_driver.pk, actor=ME)
+        driver_usecases.driver_go_offline(driver_id=first_driver.pk, actor=ME)
     assert Order.objects.get(pk=order.pk).driver_id == first_driver.pk
-    assert services.reassign_orders_due(now=T0 + timedelta(seconds=1)) == 1
-    assert services.reassign_orders_due(now=T0 + timedelta(seconds=2)) == 0
+    assert reassignment.reassign_orders_due(now=T0 + timedelta(seconds=1)) == 1
+    assert reassignment.reassign_orders_due(now=T0 + timedelta(seconds=2)) == 0
     assert Order.objects.get(pk=order.pk).driver_id == second.pk
     assert reassigned_event(order).data["reason"] == "driver_offline"

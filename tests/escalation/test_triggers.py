@@ -9,15 +9,15 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from dispatch import services as dispatch_services
 from dispatch.errors import IllegalTransition, InvalidInput
 from dispatch.models import Order
 from escalation import services
 from escalation.models import AlertKind, Escalation, EscalationPolicy, Notification
-from offers import services as offer_services
 from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
+from usecases import offers as offer_usecases
+from usecases import orders as order_usecases
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -98,7 +98,7 @@ def test_an_order_not_picked_up_in_time_escalates_when_reassignment_is_off(assig
 
 def test_an_order_picked_up_but_not_delivered_by_its_promise_escalates_after_the_grace(assigned_order, settings):
     with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
-        dispatch_services.order_pick_up(order_id=assigned_order.pk, driver=assigned_order.driver)
+        order_usecases.order_pick_up(order_id=assigned_order.pk, driver=assigned_order.driver)
     promised_at = Order.objects.get(pk=assigned_order.pk).promised_at
     grace = settings.ESCALATION_DEFAULTS["delivery_grace_s"]
     due_after = (promised_at - T0).total_seconds() + grace
@@ -132,10 +132,10 @@ def test_an_order_declined_too_many_times_escalates(channel, v2_offers_on, v2_dr
     first, second = v2_driver(), v2_driver()
     with time_machine.travel(T0, tick=False):
         order = receive_order(channel, code="DECLINED-1")
-        offer_services.offer_decline(offer_id=Offer.objects.get(order=order, driver=first).pk, driver=first)
+        offer_usecases.offer_decline(offer_id=Offer.objects.get(order=order, driver=first).pk, driver=first)
     assert opened_at(1, AlertKind.OFFERS_MISSED) == []
     with time_machine.travel(T0, tick=False):
-        offer_services.offer_decline(offer_id=Offer.objects.get(order=order, driver=second).pk, driver=second)
+        offer_usecases.offer_decline(offer_id=Offer.objects.get(order=order, driver=second).pk, driver=second)
     [escalation] = opened_at(1, AlertKind.OFFERS_MISSED)
     assert escalation.detail == {"limit": 2, "misses": 2}
 
@@ -174,7 +174,7 @@ def test_the_top_level_is_the_last(waiting_order, settings):
 def test_an_escalation_resolves_itself_when_the_order_moves_on(waiting_order, settings):
     [escalation] = opened_at(settings.ESCALATION_DEFAULTS["unassigned_limit_s"], AlertKind.ORDER_UNASSIGNED)
     driver = DriverFactory()
-    dispatch_services.order_assign(order_id=waiting_order.pk, driver_id=driver.pk, actor=OPS)
+    order_usecases.order_assign(order_id=waiting_order.pk, driver_id=driver.pk, actor=OPS)
     escalation.refresh_from_db()
     assert (escalation.state, escalation.resolved_by, escalation.resolution) == ("resolved", "dispatch", "order moved on: assigned")
     assert Escalation.objects.filter(order=waiting_order).exclude(state="resolved").count() == 0
@@ -213,7 +213,7 @@ def test_extending_the_limit_holds_new_escalations_and_the_climb_until_then(wait
 
 
 def test_an_extended_order_opens_no_new_escalation_before_the_extension_ends(waiting_order, settings):
-    dispatch_services.order_limits_extend(order_id=waiting_order.pk, minutes=60, actor=OPS, now=T0)
+    order_usecases.order_limits_extend(order_id=waiting_order.pk, minutes=60, actor=OPS, now=T0)
     limit = settings.ESCALATION_DEFAULTS["unassigned_limit_s"]
     assert opened_at(limit, AlertKind.ORDER_UNASSIGNED) == []
     assert len(opened_at(3600, AlertKind.ORDER_UNASSIGNED)) == 1
@@ -224,8 +224,8 @@ def test_a_new_episode_opens_a_new_escalation(waiting_order, settings):
     opened_at(limit, AlertKind.ORDER_UNASSIGNED)
     driver = DriverFactory()
     with time_machine.travel(T0 + timedelta(seconds=limit + 60), tick=False):
-        dispatch_services.order_assign(order_id=waiting_order.pk, driver_id=driver.pk, actor=OPS)
-        dispatch_services.order_unassign(order_id=waiting_order.pk, actor=OPS)
+        order_usecases.order_assign(order_id=waiting_order.pk, driver_id=driver.pk, actor=OPS)
+        order_usecases.order_unassign(order_id=waiting_order.pk, actor=OPS)
     assert len(opened_at(limit + 60 + limit - 1, AlertKind.ORDER_UNASSIGNED)) == 1
     both = opened_at(limit + 60 + limit, AlertKind.ORDER_UNASSIGNED)
     assert sorted(e.state for e in both) == ["open", "resolved"]

@@ -17,6 +17,8 @@ from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import order_intake
 from tests.live.servers import uvicorn_servers
+from usecases import dispatching
+from usecases import intake as intake_usecases
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on")]
 
@@ -134,8 +136,8 @@ def test_a_reconnect_storm_of_two_thousand_sockets_gets_no_error_and_bounded_con
 
 
 def _offered_order(channel):
-    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=dispatch_services.SYSTEM)[0]
-    dispatch_services.order_dispatch(order_id=order.pk)
+    order = intake_usecases.order_receive(channel=channel, intake=order_intake(), actor=dispatch_services.SYSTEM)[0]
+    dispatching.order_dispatch(order_id=order.pk)
     return order
 
 

@@ -13,14 +13,15 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.actors import Actor
-from dispatch import services as dispatch_services
 from dispatch.models import Driver, Order
 from escalation import services as escalation_services
 from observability.services import sweep_run
-from offers import services as offer_services
 from offers.models import DriverSocket, Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import post_webhook, ready_event
+from usecases import dispatching
+from usecases import offers as offer_usecases
+from usecases import orders as order_usecases
 
 ME = Actor.system("test")
 
@@ -98,23 +99,23 @@ def test_metrics_follow_a_scripted_scenario_exactly(client, ownership, v2_offers
     first, second, third = v2_driver(), v2_driver(), v2_driver()
     for driver in (second, third):
         Driver.objects.filter(pk=driver.pk).update(availability=Driver.Availability.OFFLINE)
-    dispatch_services.order_dispatch(order_id=order.pk)
-    offer_services.offer_decline(offer_id=Offer.objects.get(driver=first).pk, driver=first)
+    dispatching.order_dispatch(order_id=order.pk)
+    offer_usecases.offer_decline(offer_id=Offer.objects.get(driver=first).pk, driver=first)
     Driver.objects.filter(pk=second.pk).update(availability=Driver.Availability.AVAILABLE)
-    dispatch_services.order_dispatch(order_id=order.pk)
+    dispatching.order_dispatch(order_id=order.pk)
     Offer.objects.filter(driver=second).update(expires_at=timezone.now() - timedelta(seconds=1))
     Driver.objects.filter(pk=third.pk).update(availability=Driver.Availability.AVAILABLE)
     for n in range(2):
         DriverSocket.objects.create(driver=third, channel_name=f"specific.a!{n}", opened_at=timezone.now(), seen_at=timezone.now())
-    assert offer_services.expire_offers_due() == 1  # lapses and offers it to the third driver
-    offer_services.offer_accept(offer_id=Offer.objects.get(driver=third).pk, driver=third)
+    assert offer_usecases.expire_offers_due() == 1  # lapses and offers it to the third driver
+    offer_usecases.offer_accept(offer_id=Offer.objects.get(driver=third).pk, driver=third)
     # A second order waits long enough to escalate.
     assert post_webhook(client, channel, ready_event(code="M-2")).status_code == 200
     Order.objects.filter(code="M-2").update(status_changed_at=timezone.now() - timedelta(hours=1))
     sweep_run("escalation.escalate_orders_due", lambda: escalation_services.open_escalations_due(now=timezone.now()))
     # The first order is delivered.
-    dispatch_services.order_pick_up(order_id=order.pk, driver=third)
-    dispatch_services.order_deliver(order_id=order.pk, driver=third)
+    order_usecases.order_pick_up(order_id=order.pk, driver=third)
+    order_usecases.order_deliver(order_id=order.pk, driver=third)
 
     after = scrape(client)
 

@@ -11,10 +11,10 @@ from dispatch import services as dispatch_services
 from dispatch.models import Driver, Order
 from escalation.models import Escalation
 from observability.selectors import zone_health
-from offers import services as offer_services
 from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory, staff_member
 from tests.helpers import receive_order
+from usecases import offers as offer_usecases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("staff_groups")]
 ME = Actor.system("test")
@@ -58,10 +58,10 @@ def test_each_zone_counts_its_drivers_orders_escalations_and_last_hour(ownership
     order = receive_order(channel, code="ZH-1")
     offers = {o.driver_id: o for o in Offer.objects.filter(order=order)}
     if accepting.pk in offers:
-        offer_services.offer_accept(offer_id=offers[accepting.pk].pk, driver=accepting)
+        offer_usecases.offer_accept(offer_id=offers[accepting.pk].pk, driver=accepting)
     else:
-        offer_services.offer_decline(offer_id=offers[declining.pk].pk, driver=declining)
-        offer_services.offer_accept(offer_id=Offer.objects.get(order=order, state="pending").pk, driver=accepting)
+        offer_usecases.offer_decline(offer_id=offers[declining.pk].pk, driver=declining)
+        offer_usecases.offer_accept(offer_id=Offer.objects.get(order=order, state="pending").pk, driver=accepting)
     Driver.objects.filter(pk=declining.pk).update(availability=Driver.Availability.OFFLINE)
     waiting = receive_order(channel, code="ZH-2")  # nobody left: it waits
     Order.objects.filter(pk=waiting.pk).update(status_changed_at=timezone.now() - timedelta(minutes=3))

@@ -114,10 +114,16 @@ def test_deactivating_a_driver_takes_them_offline_withdraws_their_offer_and_clos
     other = DriverFactory()  # a v1 app: gets the order directly once it moves on
     key = token_for(driver)
 
-    def deactivate():
-        user = get_user_model().objects.get(pk=driver.user_id)
-        user.is_active = False
-        user.save()
+    def deactivate():  # as the user admin's change form does: the save, then the use case, in one transaction
+        from django.db import transaction
+
+        from usecases.drivers import driver_deactivated
+
+        with transaction.atomic():
+            user = get_user_model().objects.get(pk=driver.user_id)
+            user.is_active = False
+            user.save()
+            driver_deactivated(user_id=user.pk)
 
     async def scenario():
         ws = await connect(key)
@@ -145,7 +151,7 @@ def test_an_inactive_driver_who_is_still_online_is_never_offered_nor_assigned_an
     deactivate_behind_djangos_back(driver)
     # when an order arrives, and the assignment sweep retries it
     order = receive_order(ShopChannelFactory())
-    from dispatch.services import assign_orders_due
+    from usecases.dispatching import assign_orders_due
 
     assign_orders_due()
     # then nobody got it: no offer, no assignment

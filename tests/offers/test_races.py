@@ -9,14 +9,16 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from dispatch import services as dispatch_services
 from dispatch.errors import DispatchError
 from dispatch.models import Driver, Order
-from offers import services
 from offers.errors import OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import order_intake
+from usecases import dispatching
+from usecases import intake as intake_usecases
+from usecases import offers as offer_usecases
+from usecases import orders as order_usecases
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("v2_offers_on")]
 
@@ -43,7 +45,7 @@ def race(*calls):
 
 
 def new_order(channel, code="R"):
-    return dispatch_services.order_receive(channel=channel, intake=order_intake(code=code), actor=Actor.system("test"))[0]
+    return intake_usecases.order_receive(channel=channel, intake=order_intake(code=code), actor=Actor.system("test"))[0]
 
 
 def test_twenty_drivers_racing_to_accept_one_order(v2_driver):
@@ -53,10 +55,10 @@ def test_twenty_drivers_racing_to_accept_one_order(v2_driver):
     channel = ShopChannelFactory()
     drivers = [v2_driver() for _ in range(20)]
     order = new_order(channel)
-    dispatch_services.order_dispatch(order_id=order.pk)
+    dispatching.order_dispatch(order_id=order.pk)
     offers = list(Offer.objects.filter(order=order, state=Offer.State.PENDING).select_related("driver"))
     assert len(offers) == 20
-    outcomes = race(*[lambda o=o: services.offer_accept(offer_id=o.pk, driver=o.driver) for o in offers])
+    outcomes = race(*[lambda o=o: offer_usecases.offer_accept(offer_id=o.pk, driver=o.driver) for o in offers])
     winners = [o for o in outcomes if isinstance(o, Offer)]
     taken = [o for o in outcomes if isinstance(o, OfferTaken)]
     assert len(winners) == 1 and len(taken) == 19, outcomes
@@ -76,10 +78,10 @@ def test_accept_racing_expiry_never_assigns_an_expired_offer(v2_driver, round_):
     driver = v2_driver()
     order = new_order(channel)
     # the offer's deadline is passing right now
-    dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=30))
+    dispatching.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=30))
     offer = Offer.objects.get(order=order)
-    accept, swept = race(lambda: services.offer_accept(offer_id=offer.pk, driver=driver), services.expire_offers_due)
-    services.expire_offers_due()  # the next tick: the sweep skips an order an answer holds locked
+    accept, swept = race(lambda: offer_usecases.offer_accept(offer_id=offer.pk, driver=driver), offer_usecases.expire_offers_due)
+    offer_usecases.expire_offers_due()  # the next tick: the sweep skips an order an answer holds locked
     offer.refresh_from_db()
     order.refresh_from_db()
     if offer.state == Offer.State.ACCEPTED:
@@ -96,11 +98,11 @@ def test_accept_racing_cancellation_never_leaves_an_accepted_offer_after_the_can
     channel = ShopChannelFactory()
     driver = v2_driver()
     order = new_order(channel)
-    dispatch_services.order_dispatch(order_id=order.pk)
+    dispatching.order_dispatch(order_id=order.pk)
     offer = Offer.objects.get(order=order)
     accept, cancel = race(
-        lambda: services.offer_accept(offer_id=offer.pk, driver=driver),
-        lambda: dispatch_services.order_cancel(order_id=order.pk, actor=Actor.system("shop"), reason="race"),
+        lambda: offer_usecases.offer_accept(offer_id=offer.pk, driver=driver),
+        lambda: order_usecases.order_cancel(order_id=order.pk, actor=Actor.system("shop"), reason="race"),
     )
     offer.refresh_from_db()
     order.refresh_from_db()
@@ -122,9 +124,9 @@ def test_two_expiry_sweeps_at_once_expire_each_offer_once(v2_driver):
         v2_driver()
     orders = [new_order(channel, code=f"S{i}") for i in range(10)]
     for order in orders:
-        dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=60))
+        dispatching.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=60))
     assert Offer.objects.filter(state=Offer.State.PENDING).count() == 10
-    first, second = race(services.expire_offers_due, services.expire_offers_due)
+    first, second = race(offer_usecases.expire_offers_due, offer_usecases.expire_offers_due)
     assert AuditEvent.objects.filter(kind="offer.expired").count() == Offer.objects.filter(state=Offer.State.EXPIRED).count()
     assert first + second == Offer.objects.filter(state=Offer.State.EXPIRED).count() >= 1
     # no driver ever holds two pending offers

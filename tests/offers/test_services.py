@@ -5,16 +5,19 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from availability.services import driver_go_offline
 from dispatch import services as dispatch_services
 from dispatch.models import Driver, Order
-from offers import services
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
 from offers.tasks import expire_offers_due
-from rollout.services import switch_set
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
-from tests.helpers import order_intake, receive_order
+from tests.helpers import mark_unassigned, order_intake, receive_order
+from usecases import dispatching
+from usecases import intake as intake_usecases
+from usecases import offers as offer_usecases
+from usecases import orders as order_usecases
+from usecases.drivers import driver_go_offline
+from usecases.switches import switch_set
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 STAFF = Actor.system("test ops")
@@ -36,7 +39,7 @@ def test_a_v2_driver_is_offered_the_order_and_accepting_assigns_it(channel, v2_d
     assert order.status == Order.Status.RECEIVED and order.driver is None
     offer = pending(order)
     assert offer.driver == driver and offer.expires_at == offer.created_at + timedelta(seconds=30)
-    accepted = services.offer_accept(offer_id=offer.pk, driver=driver)
+    accepted = offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
     order.refresh_from_db()
     assert accepted.state == Offer.State.ACCEPTED
     assert (order.status, order.driver) == (Order.Status.ASSIGNED, driver)
@@ -47,9 +50,9 @@ def test_a_v2_driver_is_offered_the_order_and_accepting_assigns_it(channel, v2_d
 def test_the_same_accept_again_changes_nothing_and_returns_the_same_answer(channel, v2_driver):
     driver = v2_driver()
     offer = pending(receive_order(channel))
-    first = services.offer_accept(offer_id=offer.pk, driver=driver)
+    first = offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
     events = AuditEvent.objects.count()
-    again = services.offer_accept(offer_id=offer.pk, driver=driver)
+    again = offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
     assert (again.pk, again.state, again.answered_at) == (first.pk, first.state, first.answered_at)
     assert AuditEvent.objects.count() == events
     assert Driver.objects.get(pk=driver.pk).active_order_count == 1
@@ -59,40 +62,40 @@ def test_decline_moves_the_order_to_the_next_driver_and_never_back(channel, v2_d
     first, second = v2_driver(), v2_driver()
     order = receive_order(channel)
     offer = pending(order)
-    services.offer_decline(offer_id=offer.pk, driver=offer.driver, reason="too far")
+    offer_usecases.offer_decline(offer_id=offer.pk, driver=offer.driver, reason="too far")
     next_offer = pending(order)
     assert next_offer.driver != offer.driver and {offer.driver, next_offer.driver} == {first, second}
-    services.offer_decline(offer_id=next_offer.pk, driver=next_offer.driver)
+    offer_usecases.offer_decline(offer_id=next_offer.pk, driver=next_offer.driver)
     order.refresh_from_db()
     assert (order.status, order.waiting_reason) == (Order.Status.UNASSIGNED, "no_candidates")
     assert not Offer.objects.filter(order=order, state=Offer.State.PENDING).exists()
     # the sweep later does not offer it to the drivers who declined
-    dispatch_services.assign_orders_due()
+    dispatching.assign_orders_due()
     assert Offer.objects.filter(order=order).count() == 2
     # declining twice answers the same
-    assert services.offer_decline(offer_id=offer.pk, driver=offer.driver).state == Offer.State.DECLINED
+    assert offer_usecases.offer_decline(offer_id=offer.pk, driver=offer.driver).state == Offer.State.DECLINED
 
 
 def test_expiry_sweep_lapses_due_offers_and_moves_on_and_a_late_accept_is_refused(channel, v2_driver):
     v2_driver(), v2_driver()
-    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
-    dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=45))  # offered 45 s ago
+    order = intake_usecases.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
+    dispatching.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=45))  # offered 45 s ago
     lapsed = pending(order)
-    assert services.expire_offers_due() == 1
-    assert services.expire_offers_due() == 0  # a rerun finds nothing
+    assert offer_usecases.expire_offers_due() == 1
+    assert offer_usecases.expire_offers_due() == 0  # a rerun finds nothing
     lapsed.refresh_from_db()
     assert lapsed.state == Offer.State.EXPIRED
     assert pending(order).driver != lapsed.driver
     with pytest.raises(OfferExpired):
-        services.offer_accept(offer_id=lapsed.pk, driver=lapsed.driver)
+        offer_usecases.offer_accept(offer_id=lapsed.pk, driver=lapsed.driver)
 
 
 def test_an_accept_after_the_deadline_but_before_the_sweep_is_refused_as_expired(channel, v2_driver):
     driver = v2_driver()
-    order = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
-    dispatch_services.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=31))
+    order = intake_usecases.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
+    dispatching.order_dispatch(order_id=order.pk, now=timezone.now() - timedelta(seconds=31))
     with pytest.raises(OfferExpired):
-        services.offer_accept(offer_id=pending(order).pk, driver=driver)
+        offer_usecases.offer_accept(offer_id=pending(order).pk, driver=driver)
     order.refresh_from_db()
     assert order.status == Order.Status.RECEIVED and Driver.objects.get(pk=driver.pk).active_order_count == 0
 
@@ -124,7 +127,7 @@ def test_switching_offers_off_withdraws_pending_offers_and_assigns_the_v1_way(ch
     flip = AuditEvent.objects.filter(kind="switch.flipped").latest("id")
     assert (flip.before, flip.after, flip.actor_label) == ({"active": True}, {"active": False}, "test ops")
     with pytest.raises(OfferWithdrawn):
-        services.offer_accept(offer_id=offer.pk, driver=driver)
+        offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
 
 
 def test_a_lost_switch_off_task_is_made_up_by_the_expiry_sweep(channel, v2_driver, django_capture_on_commit_callbacks):
@@ -157,11 +160,11 @@ def test_cancelling_the_order_withdraws_its_offer(channel, v2_driver):
     driver = v2_driver()
     order = receive_order(channel)
     offer = pending(order)
-    dispatch_services.order_cancel(order_id=order.pk, actor=STAFF, reason="shop cancelled")
+    order_usecases.order_cancel(order_id=order.pk, actor=STAFF, reason="shop cancelled")
     offer.refresh_from_db()
     assert (offer.state, offer.withdrawn_reason) == (Offer.State.WITHDRAWN, Offer.WithdrawnReason.ORDER_CANCELLED)
     with pytest.raises(OfferWithdrawn):
-        services.offer_accept(offer_id=offer.pk, driver=driver)
+        offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
     assert Driver.objects.get(pk=driver.pk).active_order_count == 0
 
 
@@ -174,10 +177,10 @@ def test_fanout_offers_several_drivers_and_the_first_accept_takes_it(channel, v2
     offers = list(Offer.objects.filter(order=order, state=Offer.State.PENDING))
     assert {o.driver for o in offers} == set(drivers)
     winner, *losers = offers
-    services.offer_accept(offer_id=winner.pk, driver=winner.driver)
+    offer_usecases.offer_accept(offer_id=winner.pk, driver=winner.driver)
     for loser in losers:
         with pytest.raises(OfferTaken):
-            services.offer_accept(offer_id=loser.pk, driver=loser.driver)
+            offer_usecases.offer_accept(offer_id=loser.pk, driver=loser.driver)
         loser.refresh_from_db()
         assert loser.withdrawn_reason == Offer.WithdrawnReason.TAKEN
 
@@ -196,9 +199,9 @@ def test_someone_elses_offer_does_not_exist_for_you(channel, v2_driver):
     offer = pending(receive_order(channel))
     stranger = v2_driver()
     with pytest.raises(dispatch_services.NotFound):
-        services.offer_accept(offer_id=offer.pk, driver=stranger)
+        offer_usecases.offer_accept(offer_id=offer.pk, driver=stranger)
     with pytest.raises(dispatch_services.NotFound):
-        services.offer_decline(offer_id=offer.pk, driver=stranger)
+        offer_usecases.offer_decline(offer_id=offer.pk, driver=stranger)
     offer.refresh_from_db()
     assert offer.state == Offer.State.PENDING
 
@@ -206,9 +209,9 @@ def test_someone_elses_offer_does_not_exist_for_you(channel, v2_driver):
 def test_a_declined_offer_cannot_then_be_accepted(channel, v2_driver):
     driver = v2_driver()
     offer = pending(receive_order(channel))
-    services.offer_decline(offer_id=offer.pk, driver=driver)
+    offer_usecases.offer_decline(offer_id=offer.pk, driver=driver)
     with pytest.raises(OfferAlreadyAnswered):
-        services.offer_accept(offer_id=offer.pk, driver=driver)
+        offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
 
 
 def test_going_offline_withdraws_the_pending_offer_and_offers_the_next_driver(channel, v2_driver, django_capture_on_commit_callbacks):
@@ -225,10 +228,10 @@ def test_going_offline_withdraws_the_pending_offer_and_offers_the_next_driver(ch
 def test_the_sweep_offers_other_waiting_orders_of_a_zone_after_one_was_declined_by_everyone(channel, v2_driver):
     only = v2_driver()
     declined = receive_order(channel)
-    services.offer_decline(offer_id=pending(declined).pk, driver=only)  # nobody else: it waits
-    other = dispatch_services.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
-    dispatch_services.order_mark_unassigned(order_id=other.pk, reason="no_candidates")  # waiting, older offers none
-    dispatch_services.assign_orders_due()
+    offer_usecases.offer_decline(offer_id=pending(declined).pk, driver=only)  # nobody else: it waits
+    other = intake_usecases.order_receive(channel=channel, intake=order_intake(), actor=STAFF)[0]
+    mark_unassigned(other)  # waiting, older offers none
+    dispatching.assign_orders_due()
     assert pending(other).driver == only
     assert not Offer.objects.filter(order=declined, state=Offer.State.PENDING).exists()
 
@@ -251,7 +254,7 @@ def test_the_expiry_sweep_obeys_the_switch_in_the_database_not_a_stale_copy_in_t
 
 
 def test_a_switch_off_task_that_runs_after_offers_came_back_on_withdraws_nothing(channel, v2_driver):
-    from offers.services import offers_switch_off
+    from usecases.offers import offers_switch_off
 
     v2_driver()
     offer = pending(receive_order(channel))

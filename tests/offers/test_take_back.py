@@ -10,13 +10,14 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from availability import services as availability_services
-from dispatch import services as dispatch_services
 from dispatch.models import Order, Reassignment
-from offers import services as offer_services
 from offers.models import Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
+from usecases import dispatching
+from usecases import drivers as driver_usecases
+from usecases import offers as offer_usecases
+from usecases import orders as order_usecases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 OPS = Actor.system("ops-test")
@@ -30,7 +31,7 @@ def accepted(v2_driver, django_capture_on_commit_callbacks):
     order = receive_order(ShopChannelFactory(), code="TB-1")
     offer = Offer.objects.get(order=order, driver=first)
     with django_capture_on_commit_callbacks(execute=True):
-        offer_services.offer_accept(offer_id=offer.pk, driver=first)
+        offer_usecases.offer_accept(offer_id=offer.pk, driver=first)
     second = v2_driver(name="Y")
     return order, first, offer, second
 
@@ -38,13 +39,13 @@ def accepted(v2_driver, django_capture_on_commit_callbacks):
 def _accept_next_offer(order, driver, capture):
     offer = Offer.objects.get(order=order, driver=driver, state=Offer.State.PENDING)
     with capture(execute=True):
-        return offer_services.offer_accept(offer_id=offer.pk, driver=driver)
+        return offer_usecases.offer_accept(offer_id=offer.pk, driver=driver)
 
 
 def test_an_order_taken_back_by_the_sweep_is_accepted_by_the_next_driver(accepted, auto_reassign_on, django_capture_on_commit_callbacks):
     order, first, first_offer, second = accepted
     with django_capture_on_commit_callbacks(execute=True):
-        availability_services.driver_go_offline(driver_id=first.pk, actor=OPS)
+        driver_usecases.driver_go_offline(driver_id=first.pk, actor=OPS)
     first_offer.refresh_from_db()
     assert first_offer.state == Offer.State.TAKEN_BACK
     event = AuditEvent.objects.get(kind="offer.taken_back", subject_id=str(first_offer.pk))
@@ -63,10 +64,10 @@ def test_an_order_taken_back_by_ops_is_accepted_by_the_next_driver(accepted, how
     order, first, first_offer, second = accepted
     with django_capture_on_commit_callbacks(execute=True):
         if how == "unassign":
-            dispatch_services.order_unassign(order_id=order.pk, actor=OPS)
-            dispatch_services.order_dispatch(order_id=order.pk)
+            order_usecases.order_unassign(order_id=order.pk, actor=OPS)
+            dispatching.order_dispatch(order_id=order.pk)
         else:
-            dispatch_services.order_reassign(order_id=order.pk, reason="reassigned_by_ops", actor=OPS)
+            order_usecases.order_reassign(order_id=order.pk, reason="reassigned_by_ops", actor=OPS)
     first_offer.refresh_from_db()
     assert first_offer.state == Offer.State.TAKEN_BACK
 
@@ -79,7 +80,7 @@ def test_an_order_taken_back_by_ops_is_accepted_by_the_next_driver(accepted, how
 def test_ops_giving_the_order_to_a_chosen_driver_takes_back_the_accepted_offer(accepted, django_capture_on_commit_callbacks):
     order, first, first_offer, second = accepted
     with django_capture_on_commit_callbacks(execute=True):
-        dispatch_services.order_assign_manually(order_id=order.pk, driver_id=second.pk, actor=OPS, now=timezone.now())
+        order_usecases.order_assign_manually(order_id=order.pk, driver_id=second.pk, actor=OPS, now=timezone.now())
     first_offer.refresh_from_db()
     order.refresh_from_db()
     assert first_offer.state == Offer.State.TAKEN_BACK
@@ -89,8 +90,8 @@ def test_ops_giving_the_order_to_a_chosen_driver_takes_back_the_accepted_offer(a
 def test_a_picked_up_order_keeps_its_accepted_offer(accepted, django_capture_on_commit_callbacks):
     order, first, first_offer, _ = accepted
     with django_capture_on_commit_callbacks(execute=True):
-        dispatch_services.order_pick_up(order_id=order.pk, driver=first)
-        dispatch_services.order_deliver(order_id=order.pk, driver=first)
+        order_usecases.order_pick_up(order_id=order.pk, driver=first)
+        order_usecases.order_deliver(order_id=order.pk, driver=first)
     first_offer.refresh_from_db()
     assert first_offer.state == Offer.State.ACCEPTED
 
@@ -101,7 +102,8 @@ def test_the_migration_frees_orders_stuck_before_the_fix(v2_driver, django_captu
     migration takes those offers back, so the order can be accepted again."""
     from django.core.management import call_command
 
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_offers", active=True, actor=OPS)
     rollout_set(feature="v2_offers", percentage=100, actor=OPS)
@@ -109,7 +111,7 @@ def test_the_migration_frees_orders_stuck_before_the_fix(v2_driver, django_captu
     first = v2_driver(name="X")
     order = receive_order(ShopChannelFactory(), code="STUCK-1")
     offer = Offer.objects.get(order=order, driver=first)
-    offer_services.offer_accept(offer_id=offer.pk, driver=first)
+    offer_usecases.offer_accept(offer_id=offer.pk, driver=first)
     # as the old code left it: the order waiting again, the offer still accepted
     Order.objects.filter(pk=order.pk).update(status=Order.Status.UNASSIGNED, driver=None)
     kept = Offer.objects.create(order=order, driver=v2_driver(name="Y"), state=Offer.State.DECLINED, created_at=offer.created_at, expires_at=offer.expires_at)

@@ -33,7 +33,8 @@ def seed(vendure_url: str, vendure_token: str) -> dict[str, Any]:
     from dispatch.models import Zone
     from dispatch.services import driver_create, shop_channel_register
     from escalation.models import EscalationPolicy
-    from rollout.services import rollout_set, switch_set
+    from rollout.services import rollout_set
+    from usecases.switches import switch_set
 
     ops = Actor.system("production-shape seed")
     zone = Zone.objects.create(name="Mitte", slug="mitte", area=ZONE_BOX, postal_code_prefixes=["101"], offer_timeout_s=5, offer_fanout=2)
@@ -60,7 +61,7 @@ def seed(vendure_url: str, vendure_token: str) -> dict[str, Any]:
 
 def flip(on: bool) -> dict[str, Any]:
     from audit.actors import Actor
-    from rollout.services import switch_set
+    from usecases.switches import switch_set
 
     switch_set(name="v2_offers", active=on, actor=Actor.system("ops in a third process"))
     return {"committed_at": time.time()}

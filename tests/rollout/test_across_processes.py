@@ -12,10 +12,11 @@ from django.utils import timezone
 from audit.actors import Actor
 from dispatch.models import Order
 from offers.models import Offer
-from rollout.services import rollout_set, switch_set
+from rollout.services import rollout_set
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import ready_event
 from tests.live.servers import uvicorn_servers
+from usecases.switches import switch_set
 from vendure import sample_payloads
 
 pytestmark = pytest.mark.django_db(transaction=True)

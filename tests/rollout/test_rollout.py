@@ -10,8 +10,9 @@ from audit.models import AuditEvent
 from dispatch.errors import InvalidInput
 from rollout.models import Feature, RolloutPolicy
 from rollout.selectors import app_version_tuple, feature_enabled_for, rollout_bucket
-from rollout.services import rollout_set, switch_set
+from rollout.services import rollout_set
 from tests.factories import DriverFactory, UserFactory
+from usecases.switches import switch_set
 
 pytestmark = pytest.mark.django_db
 OPS = Actor.system("test ops")

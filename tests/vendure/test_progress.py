@@ -4,11 +4,11 @@ import pytest
 from django.db import transaction
 
 from audit.models import AuditEvent
-from dispatch import services
 from dispatch.clock import database_now
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.fake_vendure import FakeVendure
 from tests.helpers import receive_order
+from usecases import orders as order_usecases
 from vendure.models import FulfillmentReport, FulfillmentStep
 from vendure.services import STEP_DELIVERED, STEP_SHIPPED, fulfillment_report, report_fulfillments_due
 from vendure.tasks import report_fulfillment_step
@@ -34,7 +34,7 @@ def assigned(shop):
 def test_pickup_and_delivery_are_reported_as_a_fulfillment(shop, assigned, django_capture_on_commit_callbacks):
     order, driver = assigned
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     [added] = shop.mutations("addFulfillmentToOrder")
     handler = added["variables"]["input"]["handler"]
     assert handler["code"] == "manual-fulfillment"
@@ -44,7 +44,7 @@ def test_pickup_and_delivery_are_reported_as_a_fulfillment(shop, assigned, djang
     assert added["headers"]["vendure-token"] == order.channel.token
     assert shop.fulfillments["1"]["state"] == "Shipped"
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_deliver(order_id=order.pk, driver=driver)
+        order_usecases.order_deliver(order_id=order.pk, driver=driver)
     assert shop.fulfillments["1"]["state"] == "Delivered"
     assert len(shop.mutations("addFulfillmentToOrder")) == 1
     assert list(AuditEvent.objects.filter(kind__startswith="vendure.").order_by("id").values_list("kind", flat=True)) == [
@@ -56,7 +56,7 @@ def test_pickup_and_delivery_are_reported_as_a_fulfillment(shop, assigned, djang
 
 def test_no_step_is_ever_sent_twice(shop, assigned):
     order, driver = assigned
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     for _ in range(3):
         fulfillment_report(order_id=order.pk, step=STEP_SHIPPED)
     fulfillment_report(order_id=order.pk, step=STEP_DELIVERED)
@@ -76,7 +76,7 @@ def sweep_hourly(times):
 def test_a_shop_that_is_down_is_retried_until_it_answers(shop, assigned):
     order, driver = assigned
     shop.fail_next = 3  # three 503s, then it answers
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     sweep_hourly(4)
     assert len([c for c in shop.calls if c.get("failed")]) == 3
     assert shop.fulfillments["1"]["state"] == "Shipped"
@@ -85,7 +85,7 @@ def test_a_shop_that_is_down_is_retried_until_it_answers(shop, assigned):
 
 def test_a_creation_whose_answer_was_lost_is_adopted_not_repeated(shop, assigned):
     order, driver = assigned
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     # the shop made the fulfillment but our record of it was lost (worker died before commit)
     shop._answer(
         {
@@ -108,7 +108,7 @@ def test_a_refusal_is_recorded_for_ops_and_not_retried(shop, assigned):
     order, driver = assigned
     order.channel.admin_api_token = "expired-token"
     order.channel.save()
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     report_fulfillment_step.apply(args=(order.pk, STEP_SHIPPED))
     assert len(shop.calls) == 0  # unauthorised answers are not recorded as calls by the fake
     failed = AuditEvent.objects.get(kind="vendure.report_failed")
@@ -123,7 +123,7 @@ def test_gives_up_after_the_last_retry_and_records_it(shop, assigned, settings):
     order, driver = assigned
     shop.fail_next = 10_000
     settings.VENDURE_REPORT_MAX_RETRIES = 2
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     sweep_hourly(6)
     assert len(shop.calls) == 3
     assert "gave up after 2 retries" in AuditEvent.objects.get(kind="vendure.report_failed").data["error"]
@@ -133,7 +133,7 @@ def test_a_channel_without_admin_api_is_skipped_and_recorded(assigned):
     order, driver = assigned
     order.channel.admin_api_url = ""
     order.channel.save()
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     assert fulfillment_report(order_id=order.pk, step=STEP_SHIPPED) == "skipped"
     assert AuditEvent.objects.filter(kind="vendure.report_skipped").exists()
 
@@ -142,7 +142,7 @@ def test_a_pickup_whose_task_is_lost_is_still_reported_by_the_sweep(shop, assign
     # given a pickup whose after-commit task never ran (broker down, worker killed)
     order, driver = assigned
     with django_capture_on_commit_callbacks(execute=False):
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     assert shop.calls == []
     # when the sweep runs
     assert report_fulfillments_due() == 1
@@ -157,7 +157,7 @@ def test_a_pickup_whose_task_is_lost_is_still_reported_by_the_sweep(shop, assign
 def test_the_step_is_written_in_the_transaction_of_the_change(assigned):
     order, driver = assigned
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
         assert FulfillmentStep.objects.filter(order=order, step="Shipped", state="pending").exists()
         raise RuntimeError("the pickup rolls back")
     assert not FulfillmentStep.objects.filter(order=order).exists()
@@ -167,7 +167,7 @@ def test_a_failed_attempt_waits_for_its_backoff(shop, assigned, settings):
     order, driver = assigned
     settings.VENDURE_REPORT_BACKOFF_S = 60
     shop.fail_next = 1
-    services.order_pick_up(order_id=order.pk, driver=driver)
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     now = database_now()
     assert report_fulfillments_due(now=now) == 0  # the first attempt fails
     step = FulfillmentStep.objects.get(order=order)
@@ -192,7 +192,7 @@ def test_a_shop_answering_outside_the_contract_fails_the_step_once_and_on_the_re
     order, driver = assigned
     shop._answer = lambda body, headers: answer
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_pick_up(order_id=order.pk, driver=driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)
     step = FulfillmentStep.objects.get(order=order, step=STEP_SHIPPED)
     assert (step.state, step.last_error) == (FulfillmentStep.State.FAILED, "shop refused: BAD_RESPONSE")
     assert AuditEvent.objects.filter(kind="vendure.report_failed", order_id=order.pk).count() == 1

@@ -14,11 +14,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from dispatch import services
 from dispatch.celery import app
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.fake_vendure import FakeVendure
 from tests.helpers import receive_order
+from usecases import orders as order_usecases
 from vendure.models import FulfillmentReport, FulfillmentStep
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +101,7 @@ def test_a_report_whose_worker_is_killed_mid_call_reaches_the_shop_exactly_once(
         order = receive_order(channel)
         shop.delay_add_s = 10
         first = worker_process(tmp_path / "worker-1.log")
-        services.order_pick_up(order_id=order.pk, driver=driver)  # commits; the nudge goes to Redis
+        order_usecases.order_pick_up(order_id=order.pk, driver=driver)  # commits; the nudge goes to Redis
         assert shop.add_received.wait(60), (tmp_path / "worker-1.log").read_text()
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)

@@ -17,11 +17,13 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from audit.actors import Actor
-from availability.services import driver_go_online, driver_position_update
+from availability.services import driver_position_update
 from dispatch import services
 from dispatch.models import Driver, Order, ShopChannel, Zone
+from usecases import orders as order_usecases
+from usecases.drivers import driver_go_online
+from usecases.intake import webhook_receive
 from vendure import sample_payloads
-from vendure.services import webhook_receive
 
 DEMO = Actor.system("demo data")
 SHOP_TOKEN = "demo-channel"
@@ -86,7 +88,8 @@ class Command(BaseCommand):
     def _v2_on(self) -> None:
         """The demo shows v2: offers and availability on for every driver whose app speaks it."""
         from rollout.models import Feature
-        from rollout.services import rollout_set, switch_set
+        from rollout.services import rollout_set
+        from usecases.switches import switch_set
 
         for feature in Feature.values:
             switch_set(name=feature, active=True, actor=DEMO)
@@ -192,15 +195,15 @@ class Command(BaseCommand):
 
     def _advance(self, order: Order, target: str) -> None:
         if target == "cancelled":
-            services.order_cancel(order_id=order.pk, actor=Actor.shop(SHOP_TOKEN, "Demo Coffee Roasters"), reason="customer changed their mind")
+            order_usecases.order_cancel(order_id=order.pk, actor=Actor.shop(SHOP_TOKEN, "Demo Coffee Roasters"), reason="customer changed their mind")
             return
         if order.driver is None or target in ("assigned", "unassigned"):
             return
-        services.order_pick_up(order_id=order.pk, driver=order.driver)
+        order_usecases.order_pick_up(order_id=order.pk, driver=order.driver)
         if target == "delivered":
-            services.order_deliver(order_id=order.pk, driver=order.driver, proof_note="Left with the neighbour")
+            order_usecases.order_deliver(order_id=order.pk, driver=order.driver, proof_note="Left with the neighbour")
         elif target == "failed":
-            services.order_fail(order_id=order.pk, driver=order.driver, actor=services.driver_actor(order.driver), reason="customer not at home")
+            order_usecases.order_fail(order_id=order.pk, driver=order.driver, actor=services.driver_actor(order.driver), reason="customer not at home")
 
     def _print(self, passwords: dict[str, str], drivers: list[tuple[Driver, str]]) -> None:
         out = self.stdout.write

@@ -1,0 +1,33 @@
+"""Reads of drivers' availability that more than one caller needs."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
+
+from dispatch.models import Driver
+
+A = Driver.Availability
+
+
+def silent_since(now: datetime) -> datetime:
+    """A driver not heard from since before this is silent: the one definition, for the
+    silence sweep and the escalation of orders held by a silent driver."""
+    return now - timedelta(seconds=settings.DISPATCH_HEARTBEAT_TIMEOUT_S)
+
+
+def silent_drivers(now: datetime) -> QuerySet[Driver]:
+    """Drivers not offline who have not been heard from within the heartbeat timeout, longest silent first."""
+    heard_before = silent_since(now)
+    silent = Driver.objects.filter(~Q(availability=A.OFFLINE), Q(last_heartbeat_at__lt=heard_before) | Q(last_heartbeat_at__isnull=True))
+    return silent.order_by(F("last_heartbeat_at").asc(nulls_first=True), "pk")
+
+
+def breaks_over(now: datetime) -> QuerySet[Driver]:
+    """Drivers whose break has run its length by `now`."""
+    return Driver.objects.filter(availability=A.ON_BREAK, break_ends_at__lte=now).order_by("break_ends_at", "pk")
+
+
+def deactivated_not_offline() -> QuerySet[Driver]:
+    """Drivers whose account is deactivated but who are still marked online or on a break."""
+    return Driver.objects.filter(user__is_active=False).exclude(availability=A.OFFLINE).order_by("pk")

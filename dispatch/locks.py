@@ -1,0 +1,49 @@
+"""Row locks on the core models, one helper per model.
+
+Every transaction that holds more than one row lock takes them in one order: orders, then
+drivers' accounts (auth users), then drivers, then offers; and rows of one model in
+primary-key order. Two transactions therefore
+never wait on each other in opposite orders, and no deadlock can form. Offers are only ever
+changed under their order's lock, so the order's lock serialises everything that happens to
+one order (answers, expiry, cancellation, assignment, a take-back).
+"""
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+
+from dispatch.errors import NotFound
+from dispatch.models import Driver, Order
+
+
+def order_lock(order_id: int, *, skip_locked: bool = False) -> Order | None:
+    """Lock one order's row and read it; None when it does not exist (or, with skip_locked,
+    when another transaction holds it)."""
+    return Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("zone").filter(pk=order_id).first()
+
+
+def order_locked(order_id: int) -> Order:
+    """Lock one order's row and read it, or refuse: it does not exist."""
+    order = order_lock(order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def orders_lock(order_ids: Iterable[int], *, skip_locked: bool = False) -> dict[int, Order]:
+    """Lock several orders' rows in primary-key order and read them, by id (with skip_locked,
+    those another transaction holds are left out)."""
+    queryset = Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("zone").filter(pk__in=list(order_ids)).order_by("pk")
+    return {order.pk: order for order in queryset}
+
+
+def driver_account_lock(driver_id: int) -> bool | None:
+    """Lock the driver's user row and read whether it is active; None when there is no such
+    driver. Waits for a deactivation in flight (it updates that row) and reads what it left."""
+    users = get_user_model().objects.select_for_update(no_key=True, of=("self",)).filter(driver__pk=driver_id)
+    return users.values_list("is_active", flat=True).first()
+
+
+def drivers_lock(driver_ids: Iterable[int]) -> list[int]:
+    """Lock several drivers' rows in primary-key order (after any order locks); returns the ids locked."""
+    return list(Driver.objects.select_for_update(of=("self",)).filter(pk__in=list(driver_ids)).order_by("pk").values_list("pk", flat=True))
