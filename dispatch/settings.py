@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "offers",
     "escalation",
     "observability",
+    "usecases",
 ]
 
 MIDDLEWARE = [

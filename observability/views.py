@@ -16,7 +16,7 @@ from dispatch.access import OPS, staff_group_required
 from dispatch.errors import error_body
 from dispatch.models import Driver, Order, Zone
 from observability import selectors
-from observability.metrics import metrics_exposition
+from observability.exposition import metrics_exposition
 
 
 @require_GET

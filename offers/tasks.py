@@ -1,20 +1,8 @@
-"""Celery entry points of offers: thin wrappers over the use cases and sweeps."""
-
-from celery import shared_task
+"""Celery entry points of offers' own services (socket presence). The expiry sweep and the
+switch-off, which move orders on, are use cases: `usecases.tasks`."""
 
 from observability.tasks import sweep_task
 from offers import services
-from usecases import offers
-
-
-@sweep_task("offers.expire_offers_due")
-def expire_offers_due() -> int:
-    return offers.expire_offers_due() + offers.offers_switched_off_due()
-
-
-@shared_task(name="offers.switch_off", ignore_result=True)
-def offers_switch_off() -> int:
-    return offers.offers_switch_off()
 
 
 @sweep_task("offers.drop_stale_sockets_due")

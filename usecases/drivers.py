@@ -37,7 +37,7 @@ def _availability_changed(change: AvailabilityChange, *, cause: str = "") -> Non
 
 
 def _waiting_orders_try_soon(driver_id: int) -> None:
-    from dispatch.tasks import assign_orders_for_driver
+    from usecases.tasks import assign_orders_for_driver
 
     assign_orders_for_driver.delay(driver_id)
 
@@ -49,7 +49,7 @@ def _pending_offers_withdraw(driver_id: int) -> None:
 
 
 def _orders_reassign_soon(driver_id: int, reason: str) -> None:
-    from escalation.tasks import reassign_driver_orders
+    from usecases.tasks import reassign_driver_orders
 
     reassign_driver_orders.delay(driver_id, reason)
 

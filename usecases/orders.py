@@ -39,7 +39,7 @@ def order_moved(move: OrderMove, now: datetime) -> None:
 
 
 def _waiting_orders_try_soon(driver_id: int) -> None:
-    from dispatch.tasks import assign_orders_for_driver
+    from usecases.tasks import assign_orders_for_driver
 
     assign_orders_for_driver.delay(driver_id)
 

@@ -28,10 +28,10 @@ def switch_set(*, name: str, active: bool, actor: Actor) -> Switch:
 
 def _feature_switched_off(name: str) -> None:
     if name == Feature.OFFERS:
-        from offers.tasks import offers_switch_off
+        from usecases.tasks import offers_switch_off
 
         offers_switch_off.delay()
     elif name == Feature.AVAILABILITY:
-        from availability.tasks import breaks_end_all
+        from usecases.tasks import breaks_end_all
 
         breaks_end_all.delay()

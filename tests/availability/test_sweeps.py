@@ -5,13 +5,13 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEvent
-from availability.tasks import end_breaks_due
 from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput
 from dispatch.models import Driver
 from rollout.services import rollout_set
 from tests.factories import DriverFactory
 from usecases import drivers as driver_usecases
 from usecases.switches import switch_set
+from usecases.tasks import end_breaks_due
 
 pytestmark = pytest.mark.django_db
 ME = Actor.system("test")

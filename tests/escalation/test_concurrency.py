@@ -60,10 +60,9 @@ def test_two_sweeps_at_once_open_each_escalation_once(ownership):
 
 
 def test_after_downtime_every_due_expiry_reassignment_and_escalation_happens_once(ownership, v2_offers_on, auto_reassign_on):
-    from dispatch.tasks import assign_orders_due
-    from escalation.tasks import escalate_orders_due, send_notifications_due
+    from escalation.tasks import send_notifications_due
     from offers.models import Offer
-    from offers.tasks import expire_offers_due
+    from usecases.tasks import assign_orders_due, escalate_orders_due, expire_offers_due
 
     EscalationPolicy.objects.filter(is_default=True).update(unassigned_limit_s=2, no_candidates_limit_s=2, pickup_limit_s=3)
     channel = ShopChannelFactory()

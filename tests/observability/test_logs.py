@@ -94,7 +94,7 @@ def test_a_socket_message_has_its_own_id_in_its_log_lines_and_audit_events(json_
 def test_a_tasks_lines_carry_the_tasks_id_as_its_audit_events_do(json_log):
     """A sweep run as a Celery task: its lines and its events share one id (a request's id reaching
     a task through the broker is tested with a real worker in tests/vendure)."""
-    from dispatch.tasks import assign_orders_due
+    from usecases.tasks import assign_orders_due
 
     ZoneFactory()
     order = receive_order(ShopChannelFactory(), code="LOG-4")

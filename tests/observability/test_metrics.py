@@ -164,7 +164,7 @@ def test_counts_from_several_processes_add_up(tmp_path, ownership):
     )
     for times in (3, 4):
         subprocess.run([sys.executable, "-c", count, str(times)], env=env, check=True, cwd=os.getcwd())
-    scrape_script = "import django; django.setup(); from observability.metrics import metrics_exposition; print(metrics_exposition().decode())"
+    scrape_script = "import django; django.setup(); from observability.exposition import metrics_exposition; print(metrics_exposition().decode())"
     text = subprocess.run([sys.executable, "-c", scrape_script], env=env, check=True, capture_output=True, text=True, cwd=os.getcwd()).stdout
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("dispatch_webhooks_total", (("outcome", "order_created"), ("result", "accepted")))] == 7

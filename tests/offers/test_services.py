@@ -9,7 +9,6 @@ from dispatch import services as dispatch_services
 from dispatch.models import Driver, Order
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import Offer
-from offers.tasks import expire_offers_due
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import mark_unassigned, order_intake, receive_order
 from usecases import dispatching
@@ -18,6 +17,7 @@ from usecases import offers as offer_usecases
 from usecases import orders as order_usecases
 from usecases.drivers import driver_go_offline
 from usecases.switches import switch_set
+from usecases.tasks import expire_offers_due
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("v2_offers_on")]
 STAFF = Actor.system("test ops")
