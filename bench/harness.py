@@ -17,7 +17,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch")
-BENCH_DB = "dispatch_bench"
+# Named after the database in use, so benchmarks of two checkouts on one machine (say, two
+# worktrees) never drop each other's scratch database; BENCH_DB names it outright.
+BENCH_DB = os.environ.get("BENCH_DB") or BASE_URL.rsplit("/", 1)[1].split("?")[0] + "_bench"
 
 
 def bench_database_url() -> str:

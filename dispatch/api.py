@@ -95,7 +95,9 @@ class DeliveredSerializer(serializers.Serializer):
 
 
 class FailedSerializer(serializers.Serializer):
-    reason = StrictCharField(max_length=255)
+    # Kept as sent: trimmed, a reason of Unicode spaces (say, a no-break space) became blank and
+    # was refused, although the published v1 schema (a string of 1 to 255) allows it.
+    reason = StrictCharField(max_length=255, trim_whitespace=False)
 
 
 def _own_order(driver: Driver, order_id: int) -> Order:

@@ -11,6 +11,7 @@ one order (answers, expiry, cancellation, assignment, a take-back).
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from dispatch.errors import NotFound
 from dispatch.models import Driver, Order
@@ -38,10 +39,20 @@ def orders_lock(order_ids: Iterable[int], *, skip_locked: bool = False) -> dict[
 
 
 def driver_account_lock(driver_id: int) -> bool | None:
-    """Lock the driver's user row and read whether it is active; None when there is no such
-    driver. Waits for a deactivation in flight (it updates that row) and reads what it left."""
-    users = get_user_model().objects.select_for_update(no_key=True, of=("self",)).filter(driver__pk=driver_id)
-    return users.values_list("is_active", flat=True).first()
+    """Share-lock the driver's user row and read whether it is active; None when there is no
+    such driver. A deactivation in flight (an UPDATE of that row) is waited for and what it left
+    is read; two assignments share the lock, so they never wait on each other here (several
+    drivers tried in one decision are locked in rank order, which would deadlock otherwise)."""
+    user_table = connection.ops.quote_name(get_user_model()._meta.db_table)
+    driver_table = connection.ops.quote_name(Driver._meta.db_table)
+    share = "FOR SHARE OF u" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.is_active FROM {user_table} u JOIN {driver_table} d ON d.user_id = u.id WHERE d.id = %s {share}",  # noqa: S608 (table names only)
+            [driver_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
 
 
 def drivers_lock(driver_ids: Iterable[int]) -> list[int]:

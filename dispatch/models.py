@@ -201,14 +201,24 @@ class Driver(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Free capacity and busy are derived, never stored; each is defined here once, for rows in
+    # Python (the properties) and in SQL (the Q objects), and used everywhere.
     @property
     def has_free_capacity(self) -> bool:
         return self.active_order_count < self.capacity
 
     @property
     def is_busy(self) -> bool:
-        """Busy is derived, never stored: available but holding as many orders as they can carry."""
+        """Available but holding as many orders as they can carry."""
         return self.availability == self.Availability.AVAILABLE and not self.has_free_capacity
+
+    @staticmethod
+    def free_capacity_q() -> Q:
+        return Q(active_order_count__lt=F("capacity"))
+
+    @classmethod
+    def busy_q(cls) -> Q:
+        return Q(availability=cls.Availability.AVAILABLE) & ~cls.free_capacity_q()
 
 
 class Order(models.Model):

@@ -118,7 +118,7 @@ def _capacity_take(driver_id: int, now: datetime) -> None:
         raise NotFound(f"driver {driver_id} does not exist")
     if not is_active:
         raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
-    taken = Driver.objects.filter(pk=driver_id, active_order_count__lt=F("capacity")).update(active_order_count=F("active_order_count") + 1, idle_since=now)
+    taken = Driver.objects.filter(Driver.free_capacity_q(), pk=driver_id).update(active_order_count=F("active_order_count") + 1, idle_since=now)
     if not taken:
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
 

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from dispatch.models import Order
 from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, EscalationPolicy, NotificationChannel, Team
+from offers.models import Offer
 
 W = Order.WAITING_STATUSES
 
@@ -153,7 +154,7 @@ def escalations_due(now: datetime, policies: Policies | None = None) -> list[Due
 
 def _offers_missed_due(policies: Policies, now: datetime) -> Iterator[Due]:
     smallest = policies.smallest("max_offer_misses")
-    missed = Q(offers__state__in=["declined", "expired"])
+    missed = Q(offers__state__in=Offer.MISSED_STATES)
     rows = (
         Order.objects.filter(_not_extended(now), status__in=W)
         .exclude(_not_escalated(AlertKind.OFFERS_MISSED, "received_at"))

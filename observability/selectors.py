@@ -110,7 +110,7 @@ class ZoneHealth:
 def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
     """Every active zone's health, in four grouped queries whatever the number of zones (and,
     every few seconds, two more for the last hour)."""
-    from django.db.models import Count, F, Min, Q
+    from django.db.models import Count, Min
 
     from dispatch.models import Driver, Order, Zone
     from escalation.models import Escalation
@@ -118,7 +118,7 @@ def zone_health(now: datetime | None = None) -> list[ZoneHealth]:
     now = now or timezone.now()
     zones = list(Zone.objects.filter(is_active=True).order_by("name"))
     drivers: dict[int, dict[str, int]] = {}
-    full = Q(active_order_count__gte=F("capacity"))
+    full = ~Driver.free_capacity_q()
     for row in Driver.objects.filter(zones__in=zones).values("zones", "availability").annotate(n=Count("id"), full=Count("id", filter=full)):
         counts = drivers.setdefault(row["zones"], {})
         if row["availability"] == Driver.Availability.AVAILABLE:

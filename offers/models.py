@@ -20,6 +20,10 @@ class Offer(models.Model):
         # Accepted, then the order was taken from the driver (offline, silent, no pickup, ops).
         TAKEN_BACK = "taken_back", "Taken back"
 
+    # A missed offer: the driver said no or let it lapse. One definition, for who is not offered
+    # an order again and for the escalation of an order missed too often.
+    MISSED_STATES = (State.DECLINED, State.EXPIRED)
+
     class WithdrawnReason(models.TextChoices):
         TAKEN = "taken", "Another driver accepted first"
         ORDER_CANCELLED = "order_cancelled", "The order was cancelled"

@@ -56,7 +56,7 @@ def drivers_not_to_offer(order_id: int) -> QuerySet[Offer, Any]:
 
     A subquery, not a list: the candidate query excludes them in the database, without
     reading every pending offer of the system into memory at each decision."""
-    return Offer.objects.filter(Q(order_id=order_id, state__in=[Offer.State.DECLINED, Offer.State.EXPIRED]) | Q(state=P)).values("driver_id")
+    return Offer.objects.filter(Q(order_id=order_id, state__in=Offer.MISSED_STATES) | Q(state=P)).values("driver_id")
 
 
 def _offer_audit_entry(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> dict[str, Any]:
