@@ -49,7 +49,12 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
 
 
 def candidate_drivers(
-    zone: Zone, pickup_lat: float, pickup_lon: float, now: datetime | None = None, exclude: Iterable[Collection[int] | QuerySet[Any]] = ()
+    zone: Zone,
+    pickup_lat: float,
+    pickup_lon: float,
+    now: datetime | None = None,
+    exclude: Iterable[Collection[int] | QuerySet[Any]] = (),
+    limit: int | None = None,
 ) -> list[Driver]:
     """Available drivers of the zone with free capacity and an active user account, best first.
 
@@ -66,7 +71,7 @@ def candidate_drivers(
     for excluded_ids in exclude:  # ids or subqueries of ids: excluded in the database
         candidates = candidates.exclude(pk__in=excluded_ids)
     drivers = list(
-        candidates.only("pk", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at").order_by(
+        candidates.only("pk", "name", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at").order_by(
             F("idle_since").asc(nulls_first=True), "pk"
         )
     )
@@ -80,7 +85,7 @@ def candidate_drivers(
         return (1, 0.0, 0)
 
     # sorted() is stable, so drivers without a position keep the idle-longest order.
-    return sorted(drivers, key=rank)
+    return sorted(drivers, key=rank)[:limit]
 
 
 def orders_waiting_for_driver() -> QuerySet[Order]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Case, F, Value, When
 
 from audit.actors import SYSTEM, Actor
@@ -24,6 +24,7 @@ from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, 
 from dispatch.locks import driver_account_lock, order_lock, order_locked
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
+from dispatch.rows import row_insert_unless_conflict
 from observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -206,26 +207,20 @@ def order_move(
 def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, now: datetime) -> tuple[Order, bool]:
     """Store a shop's order once, in the caller's transaction. Returns (order, created); a
     known order is left as it is."""
-    existing = Order.objects.filter(channel=channel, vendure_order_id=intake.vendure_order_id).first()
-    if existing is not None:
-        return existing, False
     zone = selectors.zone_for_dropoff(intake.dropoff_lat, intake.dropoff_lon, intake.dropoff_postal_code)
-    try:
-        with transaction.atomic():  # a savepoint: a racing twin's insert fails alone
-            order = Order.objects.create(
-                channel=channel,
-                zone=zone,
-                pickup_lat=channel.pickup_lat,
-                pickup_lon=channel.pickup_lon,
-                status=S.RECEIVED,
-                status_changed_at=now,
-                received_at=now,
-                **intake.__dict__,
-            )
-    except IntegrityError:
-        # The same order arrived concurrently under another event id; the first one won.
+    order = Order(
+        channel=channel,
+        zone=zone,
+        pickup_lat=channel.pickup_lat,
+        pickup_lon=channel.pickup_lon,
+        status=S.RECEIVED,
+        status_changed_at=now,
+        received_at=now,
+        **intake.__dict__,
+    )
+    if not row_insert_unless_conflict(order):
+        # Known already (sent again, or at the same time under another event id): left as it is.
         return Order.objects.get(channel=channel, vendure_order_id=intake.vendure_order_id), False
-    order.zone = zone
     order_audit_record(
         order,
         "order.received",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -25,26 +25,29 @@ from dispatch.after_commit import after_commit
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
+from dispatch.rows import row_insert_unless_conflict
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.models import DriverSocket, Offer
 from rollout.models import Feature
-from rollout.selectors import feature_enabled_for
 
 logger = logging.getLogger(__name__)
 P = Offer.State.PENDING
 
 
-def offer_decider() -> Callable[[Driver], bool]:
-    """Whether each candidate of one dispatch decision gets an offer (v2) or an assignment
-    (v1): the switch and the share are read once for the whole decision, and the switch's row
-    is held until the decision commits (see `switch_is_on`)."""
-    from rollout.selectors import rollout_percentage, switch_is_on
+SWITCHED_OFF = "offers_switched_off"
 
-    if not switch_is_on(Feature.OFFERS, hold_until_commit=True):
-        return lambda driver: False
-    percentage = rollout_percentage(Feature.OFFERS)
-    return lambda driver: feature_enabled_for(Feature.OFFERS, driver, percentage=percentage, switch_checked=True)
+
+def offer_decider() -> Callable[[Driver], str | None]:
+    """For each candidate of one dispatch decision, None when they get an offer (v2), else why
+    not (they get an assignment, v1): the switch and the share are read once for the whole
+    decision, and the switch's row is held until the decision commits (see `switch_is_on`)."""
+    from rollout.selectors import switch_and_share_held, why_feature_off_for
+
+    is_on, percentage = switch_and_share_held(Feature.OFFERS)
+    if not is_on:
+        return lambda driver: SWITCHED_OFF
+    return lambda driver: why_feature_off_for(Feature.OFFERS, driver, percentage=percentage)
 
 
 def order_has_pending_offer(order_id: int) -> bool:
@@ -57,6 +60,11 @@ def drivers_not_to_offer(order_id: int) -> QuerySet[Offer, Any]:
     A subquery, not a list: the candidate query excludes them in the database, without
     reading every pending offer of the system into memory at each decision."""
     return Offer.objects.filter(Q(order_id=order_id, state__in=Offer.MISSED_STATES) | Q(state=P)).values("driver_id")
+
+
+def drivers_with_pending_offer() -> QuerySet[Offer, Any]:
+    """Drivers considering an offer right now (a subquery, as above)."""
+    return Offer.objects.filter(state=P).values("driver_id")
 
 
 def _offer_audit_entry(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> dict[str, Any]:
@@ -85,17 +93,9 @@ def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
     distance = getattr(driver, "distance_m", None)
     if distance is None and driver.last_lat is not None and driver.last_lon is not None:
         distance = distance_m(driver.last_lat, driver.last_lon, order.pickup_lat, order.pickup_lon)
-    try:
-        with transaction.atomic():  # a savepoint: losing the race for this driver leaves the decision standing
-            offer = Offer.objects.create(
-                order=order,
-                driver=driver,
-                state=P,
-                created_at=now,
-                expires_at=now + timedelta(seconds=timeout_s),
-                distance_m=round(distance) if distance is not None else None,
-            )
-    except IntegrityError:
+    offer = Offer(order=order, driver=driver, state=P, created_at=now, expires_at=now + timedelta(seconds=timeout_s))
+    offer.distance_m = round(distance) if distance is not None else None
+    if not row_insert_unless_conflict(offer):
         return None  # the partial unique index: this driver already holds a pending offer
     offer.order = order
     _offer_audit(offer, order, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)

@@ -31,6 +31,23 @@ def switch_is_on(feature: str, *, hold_until_commit: bool = False) -> bool:
     return bool(Switch.objects.filter(name=feature).values_list("active", flat=True).first())
 
 
+def switch_and_share_held(feature: str) -> tuple[bool, int]:
+    """The feature's switch (share-locked until commit, as `switch_is_on(hold_until_commit=True)`)
+    and its rollout percentage, in one statement: what each dispatch decision reads."""
+    if not connection.features.has_select_for_update:
+        return switch_is_on(feature), rollout_percentage(feature)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.active, r.percentage FROM {Switch._meta.db_table} s LEFT JOIN {RolloutPolicy._meta.db_table} r ON r.feature = s.name "  # noqa: S608 (table names from the models)
+            "WHERE s.name = %s FOR SHARE OF s",
+            [feature],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False, 0
+    return bool(row[0]), int(row[1] or 0)
+
+
 def rollout_bucket(feature: str, driver_id: int) -> int:
     """0..99, stable for a driver and a feature (and independent across features)."""
     digest = hashlib.sha256(f"{feature}:{driver_id}".encode()).digest()
@@ -70,7 +87,18 @@ def feature_enabled_for(feature: str, driver: Driver, *, percentage: int | None 
     app that speaks v2."""
     if not switch_checked and not switch_is_on(feature):
         return False
-    share = rollout_percentage(feature) if percentage is None else percentage
-    if rollout_bucket(feature, driver.pk) >= share:
-        return False
-    return feature in SERVER_SIDE_FEATURES or speaks_v2(driver)
+    return why_feature_off_for(feature, driver, percentage=rollout_percentage(feature) if percentage is None else percentage) is None
+
+
+# Why a feature is off for a driver whose switch is on (the decision trace shows it).
+NOT_IN_ROLLOUT = "not_in_rollout"
+APP_SPEAKS_V1 = "app_speaks_v1"
+
+
+def why_feature_off_for(feature: str, driver: Driver, *, percentage: int) -> str | None:
+    """None when the feature (its switch on) applies to the driver; else why not."""
+    if rollout_bucket(feature, driver.pk) >= percentage:
+        return NOT_IN_ROLLOUT
+    if feature not in SERVER_SIDE_FEATURES and not speaks_v2(driver):
+        return APP_SPEAKS_V1
+    return None

@@ -1,9 +1,11 @@
 """The dispatch decision: who gets a waiting order, by offer (v2) or directly (v1)."""
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.actors import SYSTEM
@@ -14,6 +16,7 @@ from dispatch.errors import DriverUnavailable, IllegalTransition, OverCapacity
 from dispatch.locks import order_lock
 from dispatch.models import Order, Reassignment
 from offers import services as offer_services
+from usecases.decision_trace import TRACE_EXTRA_CANDIDATES, DecisionTrace
 from usecases.orders import order_moved
 
 S = Order.Status
@@ -25,7 +28,7 @@ def order_dispatch(*, order_id: int, now: datetime | None = None) -> Order | Non
         return order_dispatch_locked(order_id=order_id, now=now or timezone.now())
 
 
-def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None = None) -> Order | None:
+def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None = None, fresh: bool = False) -> Order | None:
     """The decision, inside the caller's transaction, under the order's lock (two dispatchers
     never put out offers for one order side by side).
 
@@ -33,8 +36,10 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     offers are on (switch, rollout share, app) is offered the order, up to the zone's fan-out;
     otherwise, while no offer is out, the driver is assigned directly (v1). A driver who filled
     up meanwhile is skipped. An order that finds nobody is marked unassigned once (a rerun of
-    the sweep writes nothing new). Returns the order when it was assigned directly. `locked`
-    is the order's row as the caller read it under its lock.
+    the sweep writes nothing new). What the decision saw is recorded with it (`DecisionTrace`).
+    Returns the order when it was assigned directly. `locked` is the order's row as the caller
+    read it under its lock; `fresh` says it was stored in this transaction (nothing was offered
+    yet, nobody declined or lost it).
     """
     order = locked if locked is not None and locked.pk == order_id else order_lock(order_id)
     if order is None or order.status not in Order.WAITING_STATUSES:
@@ -43,34 +48,54 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
         if order.status == S.RECEIVED:
             lifecycle.order_mark_unassigned(order_id=order_id, reason="no_zone", now=now, locked=order)
         return None
-    if offer_services.order_has_pending_offer(order_id):
+    if not fresh and offer_services.order_has_pending_offer(order_id):
         return None  # drivers are considering it; their answers or the expiry sweep move it on
-    offered = 0
+    trace = DecisionTrace(order=order, now=now)
+    fanout = order.zone.offer_fanout
     # Not the drivers who declined it or let it lapse, who are considering another offer, or
-    # who lost this order by reassignment.
-    excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
-    gets_offer = offer_services.offer_decider()
-    for driver in selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=excluded):
-        if gets_offer(driver):
-            if offer_services.offer_make(order=order, driver=driver, now=now) is not None:
-                if not offered:
-                    lifecycle.order_candidates_found(order=order)
-                offered += 1
-                if offered >= order.zone.offer_fanout:
-                    return None
+    # who lost this order by reassignment: excluded in the database.
+    excluded: list[QuerySet[Any, Any]]
+    if fresh:
+        excluded = [offer_services.drivers_with_pending_offer()]
+    else:
+        excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
+    why_no_offer = offer_services.offer_decider()
+    candidates = selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=excluded, limit=fanout + TRACE_EXTRA_CANDIDATES)
+    for driver in candidates:
+        if trace.offered >= fanout:
+            trace.considered(driver, "not_needed")
             continue
-        if offered:
-            continue  # offers are out; direct assignment would race them
+        no_offer = why_no_offer(driver)
+        if no_offer is None:
+            if offer_services.offer_make(order=order, driver=driver, now=now) is None:
+                trace.considered(driver, "skipped", "in_another_offer")  # took another offer a moment ago
+                continue
+            if not trace.offered:
+                lifecycle.order_candidates_found(order=order)
+            trace.considered(driver, "offered")
+            continue
+        if trace.offered:
+            trace.considered(driver, "skipped", no_offer)  # offers are out; direct assignment would race them
+            continue
         try:
             move = lifecycle.order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate", locked=order)
-        except (OverCapacity, DriverUnavailable):
+        except OverCapacity:
+            trace.considered(driver, "skipped", "at_capacity")
+            continue
+        except DriverUnavailable:
+            trace.considered(driver, "skipped", "deactivated")
             continue
         except IllegalTransition:
             return None  # someone else (another worker, ops) moved the order first
+        trace.considered(driver, "assigned", no_offer)
+        trace.record("assigned")
         order_moved(move, now)
         return move.order
-    if offered:
+    if trace.offered:
+        trace.record("offered")
         return None
+    if order.out_of_candidates_at is None:
+        trace.record("no_candidates")  # once per stretch of finding nobody, not at every retry
     if order.status == S.RECEIVED:
         lifecycle.order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now, locked=order)
     lifecycle.order_out_of_candidates(order=order, now=now)

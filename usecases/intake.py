@@ -46,7 +46,7 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
             if created and vendure.order_cancelled_before_receipt(channel=channel, vendure_order_id=order.vendure_order_id, this_event=record):
                 order_cancel_locked(order_id=order.pk, actor=actor, reason="cancelled by the shop before it was received", now=now)
             elif created:
-                order_dispatch_locked(order_id=order.pk, now=now)
+                order_dispatch_locked(order_id=order.pk, now=now, locked=order, fresh=True)
         else:
             order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()
             record.outcome = _cancel_from_shop(channel, order, order_data, actor=actor, now=now)

@@ -6,16 +6,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import limits
 from dispatch import services as dispatch_services
+from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import InvalidInput
 from dispatch.models import Order, ShopChannel
+from dispatch.rows import row_insert_unless_conflict
 from vendure.admin_api import VendureAdminClient, VendureRejected, VendureUnavailable
 from vendure.models import FulfillmentReport, FulfillmentStep, WebhookEvent
 from vendure.payloads import EventSerializer
@@ -92,18 +94,9 @@ def webhook_event_parse(payload: Any) -> dict[str, Any]:
 def webhook_event_record(*, channel: ShopChannel, event: dict[str, Any]) -> WebhookEvent | None:
     """Record a delivered event once, in the caller's transaction; None when it was delivered before."""
     order_data = event["order"]
-    try:
-        with transaction.atomic():  # a savepoint: a retried event fails alone
-            return WebhookEvent.objects.create(
-                channel=channel,
-                event_id=event["id"],
-                type=event["type"],
-                vendure_order_id=order_data["id"],
-                order_code=order_data["code"],
-                created_at=event["createdAt"],
-            )
-    except IntegrityError:
-        return None
+    record = WebhookEvent(channel=channel, event_id=event["id"], type=event["type"], created_at=event["createdAt"])
+    record.vendure_order_id, record.order_code = order_data["id"], order_data["code"]
+    return record if row_insert_unless_conflict(record) else None
 
 
 def order_cancelled_before_receipt(*, channel: ShopChannel, vendure_order_id: str, this_event: WebhookEvent) -> bool:
@@ -228,9 +221,8 @@ def fulfillment_step_schedule(*, order_id: int, step: str) -> None:
     commit only saves the sweep's wait.
     """
     now = database_now()
-    _, created = FulfillmentStep.objects.get_or_create(order_id=order_id, step=step, defaults={"created_at": now, "next_attempt_at": now})
-    if created:
-        transaction.on_commit(lambda: _nudge(order_id, step), robust=True)
+    if row_insert_unless_conflict(FulfillmentStep(order_id=order_id, step=step, created_at=now, next_attempt_at=now)):
+        after_commit(lambda: _nudge(order_id, step))
 
 
 def _nudge(order_id: int, step: str) -> None:

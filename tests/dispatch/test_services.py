@@ -134,7 +134,7 @@ def test_manual_reassignment_moves_the_order_and_the_capacity(channel, actor):
     second.refresh_from_db()
     assert (order.driver, first.active_order_count, second.active_order_count) == (second, 0, 1)
     kinds = list(AuditEvent.objects.filter(order_id=order.pk).order_by("id").values_list("kind", flat=True))
-    assert kinds == ["order.received", "order.assigned", "order.unassigned", "order.assigned"]
+    assert kinds == ["order.received", "order.assigned", "dispatch.decided", "order.unassigned", "order.assigned"]
 
 
 def test_a_driver_cannot_touch_another_drivers_order(channel):

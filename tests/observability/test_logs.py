@@ -52,7 +52,7 @@ def test_every_line_of_a_webhook_request_carries_its_request_id(client, json_log
     assert response.status_code == 200
     assert response["X-Request-ID"] == "req-abc-123"
     story = [line for line in json_log.readouterr() if line.get("order_code") == "LOG-1"]
-    assert [line["event"] for line in story] == ["order.received", "order.unassigned", "order.out_of_candidates"]
+    assert [line["event"] for line in story] == ["order.received", "dispatch.decided", "order.unassigned", "order.out_of_candidates"]
     assert {line["correlation_id"] for line in story} == {"req-abc-123"}
     assert {line["level"] for line in story} == {"INFO"}
     assert all(line["logger"] == "audit.events" and line["time"] for line in story)

@@ -44,7 +44,7 @@ def test_a_v2_driver_is_offered_the_order_and_accepting_assigns_it(channel, v2_d
     assert accepted.state == Offer.State.ACCEPTED
     assert (order.status, order.driver) == (Order.Status.ASSIGNED, driver)
     kinds = list(AuditEvent.objects.filter(order_id=order.pk).order_by("id").values_list("kind", flat=True))
-    assert kinds == ["order.received", "offer.made", "order.assigned", "offer.accepted"]
+    assert kinds == ["order.received", "offer.made", "dispatch.decided", "order.assigned", "offer.accepted"]
 
 
 def test_the_same_accept_again_changes_nothing_and_returns_the_same_answer(channel, v2_driver):

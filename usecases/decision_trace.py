@@ -1,0 +1,76 @@
+"""Why this driver: what one dispatch decision saw, recorded with it.
+
+Each decision that offers or assigns an order, or first finds nobody for it, writes one audit
+event `dispatch.decided` (in the decision's transaction, one INSERT) with the candidates it
+considered best first (up to the zone's fan-out plus ten): each driver's rank, distance to the
+pickup, time idle, what they got (an offer, the order, nothing) and why not (declined before,
+let it lapse, in another offer, at capacity, not in the rollout, app speaks v1, reassigned
+away). Support reads it in the order's timeline; ops on the order's page in admin.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from audit.actors import SYSTEM
+from dispatch import services as lifecycle
+from dispatch.geometry import distance_m
+from dispatch.models import Driver, Order
+
+# Candidates looked at beyond the fan-out, so the record shows who came next and why they
+# did not get it.
+TRACE_EXTRA_CANDIDATES = 10
+# How candidates are ranked (dispatch.selectors.candidate_drivers).
+STRATEGY = "nearest_then_idle_longest"
+
+
+class DecisionTrace:
+    """The candidates of one decision, as the decision goes through them."""
+
+    def __init__(self, *, order: Order, now: datetime) -> None:
+        self.order = order
+        self.now = now
+        self.rows: list[dict[str, Any]] = []
+        self.offered = 0
+
+    def considered(self, driver: Driver, result: str, reason: str = "") -> None:
+        """A ranked candidate and what they got: offered, assigned, skipped (with why), not needed."""
+        row = {"driver": driver.pk, "name": driver.name, "rank": len([r for r in self.rows if r.get("rank")]) + 1, **self._basis(driver), "result": result}
+        if reason:
+            row["reason"] = reason
+        if result == "offered":
+            self.offered += 1
+        self.rows.append(row)
+
+    def excluded(self, driver: Driver, reason: str) -> None:
+        """A driver of the zone left out before ranking: declined or let it lapse, lost it, or in another offer."""
+        self.rows.append({"driver": driver.pk, "name": driver.name, "rank": None, **self._basis(driver), "result": "skipped", "reason": reason})
+
+    def _basis(self, driver: Driver) -> dict[str, Any]:
+        distance = getattr(driver, "distance_m", None)
+        if distance is None and self._has_fresh_position(driver):
+            distance = distance_m(self.order.pickup_lat, self.order.pickup_lon, driver.last_lat, driver.last_lon)  # type: ignore[arg-type]
+        idle_s = (self.now - driver.idle_since).total_seconds() if driver.idle_since else None
+        return {
+            "by": "nearest" if distance is not None else "idle_longest",
+            "distance_m": round(distance) if distance is not None else None,
+            "idle_s": max(0, round(idle_s)) if idle_s is not None else None,
+        }
+
+    def _has_fresh_position(self, driver: Driver) -> bool:
+        if driver.last_lat is None or driver.last_lon is None or driver.last_position_at is None:
+            return False
+        return (self.now - driver.last_position_at).total_seconds() <= settings.DISPATCH_POSITION_MAX_AGE_S
+
+    def record(self, outcome: str) -> None:
+        zone = self.order.zone
+        lifecycle.order_audit_record(
+            self.order,
+            "dispatch.decided",
+            actor=SYSTEM,
+            after={"outcome": outcome},
+            strategy=STRATEGY,
+            fanout=zone.offer_fanout if zone else None,
+            candidates=self.rows,
+        )
