@@ -17,7 +17,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch")
-BENCH_DB = "dispatch_bench"
+# Named after the database the run was given (dispatch -> dispatch_bench), so engineers who
+# each use a database of their own never drop one another's scratch database.
+BENCH_DB = BASE_URL.rsplit("/", 1)[1].split("?", 1)[0] + "_bench"
 
 
 def bench_database_url() -> str:
