@@ -18,6 +18,7 @@ BENCHMARKS = [
     "audit_search",
     "zone_health_poll",
     "switch_read",
+    "candidate_search",
 ]
 
 

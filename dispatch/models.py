@@ -193,6 +193,9 @@ class Driver(models.Model):
         ]
         indexes = [
             models.Index(fields=["availability", "idle_since"], name="driver_available_idle"),
+            # The candidate search's boxes around a pickup (dispatch.selectors.candidate_drivers):
+            # a latitude range, longitude checked in the index, for available drivers only.
+            models.Index(fields=["last_lat", "last_lon"], condition=Q(availability="available"), name="driver_available_position"),
             # The sweeps: breaks that end, and drivers gone silent.
             models.Index(fields=["break_ends_at"], condition=Q(availability="on_break"), name="driver_break_end"),
             models.Index(fields=["last_heartbeat_at"], condition=~Q(availability="offline"), name="driver_heartbeat"),
