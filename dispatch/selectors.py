@@ -89,12 +89,15 @@ def candidate_drivers(
     if limit == 0:
         return []
     nearest = candidates.filter(has_fresh_position).annotate(distance_m=distance).order_by("distance_m", *idle_longest_first)
-    for radius_m in CANDIDATE_SEARCH_RADII_M:
+    first_box = _first_box_of_zone.get(zone.pk, 0)
+    for radius_m in CANDIDATE_SEARCH_RADII_M[first_box:]:
         # Every driver within radius_m is in the box: when the limit-th nearest of the box is
         # within radius_m, these are the nearest of the whole zone. Otherwise a wider box.
         found = list(nearest.filter(_box(pickup_lat, pickup_lon, radius_m))[:limit])
         if len(found) == limit and found[-1].distance_m <= radius_m:
+            _first_box_of_zone[zone.pk] = next(n for n, r in enumerate(CANDIDATE_SEARCH_RADII_M) if r >= found[-1].distance_m)
             return list(found)
+    _first_box_of_zone[zone.pk] = len(CANDIDATE_SEARCH_RADII_M) - 1
     found = list(nearest[:limit])  # fewer than `limit` within the widest box: wherever they are
     if len(found) < limit:
         without_fresh_position = Q(last_lat__isnull=True) | Q(last_lon__isnull=True) | Q(last_position_at__isnull=True) | Q(last_position_at__lt=fresh_after)
@@ -107,6 +110,12 @@ def candidate_drivers(
 # answered by the first, a sparse outskirt by a later one, a zone with very few drivers with
 # a position by the last query, which looks everywhere.
 CANDIDATE_SEARCH_RADII_M = (1_000.0, 4_000.0, 16_000.0)
+
+# Per process and zone, the box that would have answered the zone's last search: where its
+# next search starts, so a sparse zone is not asked its small boxes in vain every time. It
+# only decides where a search starts, never what it finds (every box holds its whole circle),
+# so a process that never saw the zone, or saw it differently, finds the same drivers.
+_first_box_of_zone: dict[int, int] = {}
 
 
 def _box(lat: float, lon: float, radius_m: float) -> Q:

@@ -144,6 +144,28 @@ def test_near_drivers_are_found_in_one_query_and_far_ones_in_a_bounded_number(dj
         assert ranked(now, limit=2, zone=zone) == [lone, crowd[0]]
 
 
+def test_a_search_after_a_sparse_one_starts_wider_and_finds_the_same_drivers(django_assert_num_queries):
+    # given a zone whose drivers are all 10 km away: its search ends in the widest box
+    now = timezone.now()
+    zone = ZoneFactory()
+    far = [driver(now, at=offset(10_000 + 100 * n, 90 * n)) for n in range(3)]
+    with django_assert_num_queries(len(CANDIDATE_SEARCH_RADII_M)):
+        assert ranked(now, limit=2, zone=zone) == far[:2]
+    # then the next search starts there, in one query
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == far[:2]
+    # and when drivers come near, they are found first, and the search narrows again
+    near = [driver(now, at=offset(100 * (n + 1))) for n in range(2)]
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == near
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == near
+    # and when they leave, the search widens again
+    Driver.objects.filter(pk__in=[d.pk for d in near]).update(availability=Driver.Availability.OFFLINE)
+    assert ranked(now, limit=2, zone=zone) == far[:2]
+    assert ranked(now, limit=3, zone=zone) == far
+
+
 @pytest.mark.parametrize("pickup", [PICKUP, (0.0, 0.0), (-69.9, 179.99), (78.2, 15.6), (89.995, 0.0)])
 @pytest.mark.parametrize("bearing", range(0, 360, 45))
 def test_a_driver_just_inside_the_first_radius_is_found_by_the_first_box(pickup, bearing, django_assert_num_queries):
@@ -190,8 +212,10 @@ def test_any_limit_gives_the_head_of_the_ranking_and_the_ranking_is_in_order(dra
             driver(now, at=offset(*where) if where else None, age_s=age_s, idle_s=idle_s)
         everyone = ranked(now)
         head = ranked(now, limit=limit)
+        again = ranked(now, limit=limit)  # from the box the first search ended with
         transaction.set_rollback(True)
     assert [d.pk for d in head] == [d.pk for d in everyone[:limit]]
+    assert [d.pk for d in again] == [d.pk for d in head]
     placed = [d for d in everyone if d.distance_m is not None]
     assert everyone[: len(placed)] == placed  # fresh positions first
     keys = [(d.distance_m, d.idle_since is not None, d.idle_since, d.pk) for d in placed]
