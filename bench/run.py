@@ -19,6 +19,7 @@ BENCHMARKS = [
     "zone_health_poll",
     "switch_read",
     "candidate_search",
+    "zone_lookup",
 ]
 
 

@@ -5,47 +5,40 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, F, FloatField, Q, QuerySet, TextField, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from dispatch.geometry import GreatCircleDistance, area_json_contains, bounding_box
+from dispatch.geometry import GreatCircleDistance, bounding_box
 from dispatch.models import Driver, Order, Zone
+from dispatch.zone_index import zone_index
 
 
 def zone_for_point(lat: float, lon: float) -> Zone | None:
     """The active zone whose area covers the point; the first by name when areas overlap.
 
-    The areas are read as JSON text (the database's canonical form) and never decoded here:
-    a zone's prepared geometry is cached by that text, so a known area costs an order a
-    lookup, not a decode of up to ZONE_AREA_MAX_VERTICES vertices.
+    Found in this process's zone index (dispatch.zone_index): one read of the zones' version,
+    then an STRtree, whatever the number of zones and their vertices.
     """
-    zones = Zone.objects.filter(is_active=True, area__isnull=False).defer("area").annotate(area_json=Cast("area", output_field=TextField()))
-    for zone in zones:
-        if area_json_contains(zone.area_json, lat, lon):
-            return zone
-    return None
+    return zone_index().zone_at(lat, lon)
 
 
 def zone_for_postal_code(postal_code: str) -> Zone | None:
     """The active zone with the longest postal-code prefix matching the code."""
     if not postal_code.strip():
         return None
-    best: tuple[int, Zone] | None = None
-    for zone in Zone.objects.filter(is_active=True).exclude(postal_code_prefixes=[]):
-        length = zone.postal_match_length(postal_code)
-        if length and (best is None or length > best[0]):
-            best = (length, zone)
-    return best[1] if best else None
+    return zone_index().zone_for_postal_code(postal_code)
 
 
 def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> Zone | None:
     """Coordinates decide when the shop sent them; the postal code otherwise."""
+    index = zone_index()  # one version read serves both lookups
     if lat is not None and lon is not None:
-        zone = zone_for_point(lat, lon)
+        zone = index.zone_at(lat, lon)
         if zone is not None:
             return zone
-    return zone_for_postal_code(postal_code)
+    if not postal_code.strip():
+        return None
+    return index.zone_for_postal_code(postal_code)
 
 
 def candidate_drivers(
