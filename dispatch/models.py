@@ -99,11 +99,24 @@ class Zone(models.Model):
     def contains_point(self, lat: float, lon: float) -> bool:
         return self.area is not None and area_contains(self.area, lat, lon)
 
-    def postal_match_length(self, postal_code: str) -> int:
-        """Length of the longest prefix matching the code, 0 when none does."""
-        code = postal_code.replace(" ", "").upper()
-        matches = [len(p) for p in self.postal_code_prefixes if code.startswith(p.replace(" ", "").upper())]
-        return max(matches, default=0)
+
+class ZoneVersion(models.Model):
+    """One row whose token the database replaces whenever a zone is inserted, changed or
+    deleted: by admin, by a queryset update, by any process or by hand in SQL.
+
+    Triggers keep it (migration 0013), so no write path can forget it. Each process builds
+    its zone index (dispatch.zone_index) at a token and compares it with this row before
+    every lookup: one primary-key read tells whether the index is still the zones' truth. A
+    token is random, never a counter, so a rolled-back edit's token never comes back.
+    """
+
+    token = models.UUIDField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="zone_version_single_row")]
+
+    def __str__(self) -> str:
+        return str(self.token)
 
 
 # MinValueValidator and MaxValueValidator (not a function of our own): the frozen v1 schema
@@ -193,6 +206,9 @@ class Driver(models.Model):
         ]
         indexes = [
             models.Index(fields=["availability", "idle_since"], name="driver_available_idle"),
+            # The candidate search's boxes around a pickup (dispatch.selectors.candidate_drivers):
+            # a latitude range, longitude checked in the index, for available drivers only.
+            models.Index(fields=["last_lat", "last_lon"], condition=Q(availability="available"), name="driver_available_position"),
             # The sweeps: breaks that end, and drivers gone silent.
             models.Index(fields=["break_ends_at"], condition=Q(availability="on_break"), name="driver_break_end"),
             models.Index(fields=["last_heartbeat_at"], condition=~Q(availability="offline"), name="driver_heartbeat"),

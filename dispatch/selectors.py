@@ -5,47 +5,40 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from dispatch.geometry import area_json_contains, distance_m
+from dispatch.geometry import GreatCircleDistance, bounding_box
 from dispatch.models import Driver, Order, Zone
+from dispatch.zone_index import zone_index
 
 
 def zone_for_point(lat: float, lon: float) -> Zone | None:
     """The active zone whose area covers the point; the first by name when areas overlap.
 
-    The areas are read as JSON text (the database's canonical form) and never decoded here:
-    a zone's prepared geometry is cached by that text, so a known area costs an order a
-    lookup, not a decode of up to ZONE_AREA_MAX_VERTICES vertices.
+    Found in this process's zone index (dispatch.zone_index): one read of the zones' version,
+    then an STRtree, whatever the number of zones and their vertices.
     """
-    zones = Zone.objects.filter(is_active=True, area__isnull=False).defer("area").annotate(area_json=Cast("area", output_field=TextField()))
-    for zone in zones:
-        if area_json_contains(zone.area_json, lat, lon):
-            return zone
-    return None
+    return zone_index().zone_at(lat, lon)
 
 
 def zone_for_postal_code(postal_code: str) -> Zone | None:
     """The active zone with the longest postal-code prefix matching the code."""
     if not postal_code.strip():
         return None
-    best: tuple[int, Zone] | None = None
-    for zone in Zone.objects.filter(is_active=True).exclude(postal_code_prefixes=[]):
-        length = zone.postal_match_length(postal_code)
-        if length and (best is None or length > best[0]):
-            best = (length, zone)
-    return best[1] if best else None
+    return zone_index().zone_for_postal_code(postal_code)
 
 
 def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> Zone | None:
     """Coordinates decide when the shop sent them; the postal code otherwise."""
+    index = zone_index()  # one version read serves both lookups
     if lat is not None and lon is not None:
-        zone = zone_for_point(lat, lon)
+        zone = index.zone_at(lat, lon)
         if zone is not None:
             return zone
-    return zone_for_postal_code(postal_code)
+    if not postal_code.strip():
+        return None
+    return index.zone_for_postal_code(postal_code)
 
 
 def candidate_drivers(
@@ -54,38 +47,76 @@ def candidate_drivers(
     pickup_lon: float,
     now: datetime | None = None,
     exclude: Iterable[Collection[int] | QuerySet[Any]] = (),
+    *,
     limit: int | None = None,
 ) -> list[Driver]:
-    """Available drivers of the zone with free capacity and an active user account, best first.
+    """Available drivers of the zone with free capacity and an active user account, best first;
+    the first `limit` of them when a limit is given.
 
     A deactivated driver (user.is_active off) is never a candidate, whatever their availability
     says: neither offered an order (v2) nor assigned one (v1).
 
     Ranking: drivers with a recent position (younger than DISPATCH_POSITION_MAX_AGE_S) by
     distance to the pickup, nearest first; then drivers without one, idle longest first
-    (oldest `idle_since`). Ties break on the driver id, so the order is deterministic.
+    (oldest `idle_since`, never-idle first). Ties break on `idle_since` then the driver id, so
+    the order is deterministic. Each driver carries `distance_m`, None without a fresh position.
+
+    The database ranks and limits: with a limit, the nearest drivers are searched in growing
+    boxes around the pickup through the index of available drivers' positions, so the cost
+    follows the drivers near the pickup, not the zone's whole fleet.
     """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must not be negative, not {limit}")
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S)
     candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"), user__is_active=True)
     for excluded_ids in exclude:  # ids or subqueries of ids: excluded in the database
         candidates = candidates.exclude(pk__in=excluded_ids)
-    drivers = list(
-        candidates.only("pk", "name", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at").order_by(
-            F("idle_since").asc(nulls_first=True), "pk"
-        )
-    )
+    candidates = candidates.only("pk", "name", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
+    has_fresh_position = Q(last_lat__isnull=False, last_lon__isnull=False, last_position_at__gte=fresh_after)
+    distance = GreatCircleDistance(pickup_lat, pickup_lon, "last_lat", "last_lon")
+    idle_longest_first = (F("idle_since").asc(nulls_first=True), "pk")
+    if limit is None:
+        everyone = candidates.annotate(distance_m=Case(When(has_fresh_position, then=distance), output_field=FloatField()))
+        return list(everyone.order_by(F("distance_m").asc(nulls_last=True), *idle_longest_first))
+    if limit == 0:
+        return []
+    nearest = candidates.filter(has_fresh_position).annotate(distance_m=distance).order_by("distance_m", *idle_longest_first)
+    first_box = _first_box_of_zone.get(zone.pk, 0)
+    for radius_m in CANDIDATE_SEARCH_RADII_M[first_box:]:
+        # Every driver within radius_m is in the box: when the limit-th nearest of the box is
+        # within radius_m, these are the nearest of the whole zone. Otherwise a wider box.
+        found = list(nearest.filter(_box(pickup_lat, pickup_lon, radius_m))[:limit])
+        if len(found) == limit and found[-1].distance_m <= radius_m:
+            _first_box_of_zone[zone.pk] = next(n for n, r in enumerate(CANDIDATE_SEARCH_RADII_M) if r >= found[-1].distance_m)
+            return list(found)
+    _first_box_of_zone[zone.pk] = len(CANDIDATE_SEARCH_RADII_M) - 1
+    found = list(nearest[:limit])  # fewer than `limit` within the widest box: wherever they are
+    if len(found) < limit:
+        without_fresh_position = Q(last_lat__isnull=True) | Q(last_lon__isnull=True) | Q(last_position_at__isnull=True) | Q(last_position_at__lt=fresh_after)
+        idle = candidates.filter(without_fresh_position).annotate(distance_m=Value(None, output_field=FloatField())).order_by(*idle_longest_first)
+        found += idle[: limit - len(found)]
+    return list(found)
 
-    def rank(driver: Driver) -> tuple[int, float, int]:
-        has_fresh_position = (
-            driver.last_lat is not None and driver.last_lon is not None and driver.last_position_at is not None and driver.last_position_at >= fresh_after
-        )
-        if has_fresh_position:
-            return (0, distance_m(pickup_lat, pickup_lon, driver.last_lat, driver.last_lon), 0)  # type: ignore[arg-type]
-        return (1, 0.0, 0)
 
-    # sorted() is stable, so drivers without a position keep the idle-longest order.
-    return sorted(drivers, key=rank)[:limit]
+# Radii of the boxes searched for the nearest drivers, smallest first: a city's dense centre is
+# answered by the first, a sparse outskirt by a later one, a zone with very few drivers with
+# a position by the last query, which looks everywhere.
+CANDIDATE_SEARCH_RADII_M = (1_000.0, 4_000.0, 16_000.0)
+
+# Per process and zone, the box that would have answered the zone's last search: where its
+# next search starts, so a sparse zone is not asked its small boxes in vain every time. It
+# only decides where a search starts, never what it finds (every box holds its whole circle),
+# so a process that never saw the zone, or saw it differently, finds the same drivers.
+_first_box_of_zone: dict[int, int] = {}
+
+
+def _box(lat: float, lon: float, radius_m: float) -> Q:
+    south, north, west, east = bounding_box(lat, lon, radius_m)
+    box = Q(last_lat__gte=south, last_lat__lte=north)
+    if west is not None and east is not None:
+        box &= Q(last_lon__gte=west, last_lon__lte=east)
+    return box
 
 
 def orders_waiting_for_driver() -> QuerySet[Order]:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dispatch", "0011_zone_health_threshold_bounds"),
+        ("dispatch", "0013_zone_version_kept_by_triggers"),
     ]
 
     operations = [
