@@ -14,7 +14,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -285,6 +285,10 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=255)
 
 
+# Dispatch decisions shown on an order's page (the timeline has them all).
+DECISIONS_SHOWN = 5
+
+
 @admin.register(Order)
 class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     list_display = ["code", "channel", "zone", "status", "driver", "customer_name", "fee", "received_at", "status_changed_at", "promised_at"]
@@ -303,7 +307,7 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Orders come from shops and change only through the actions: nothing is edited in place.
-        return [f.name for f in Order._meta.fields] + ["audit_link"]
+        return [f.name for f in Order._meta.fields] + ["audit_link", "dispatch_decisions"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -319,6 +323,25 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     @admin.display(description="Fee")
     def fee(self, order: Order) -> str:
         return f"{order.delivery_fee_minor / 100:.2f} {order.currency}"
+
+    @admin.display(description="Why this driver (last dispatch decisions)")
+    def dispatch_decisions(self, order: Order) -> str:
+        """What each of the order's last dispatch decisions saw, newest first (its audit
+        events `dispatch.decided`): every name and reason is escaped."""
+        from audit.decisions import decision_lines
+        from audit.models import AuditEvent
+
+        events = AuditEvent.objects.filter(order_id=order.pk, kind="dispatch.decided").order_by("-occurred_at", "-id")[:DECISIONS_SHOWN]
+        blocks = [
+            format_html(
+                "<p><strong>{}</strong> · {}</p><ul>{}</ul>",
+                event.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                (event.after or {}).get("outcome", "—"),
+                format_html_join("", "<li>{}</li>", ((line,) for line in decision_lines(event.data))),
+            )
+            for event in events
+        ]
+        return format_html_join("", "{}", ((block,) for block in blocks)) if blocks else "—"
 
     @admin.display(description="Audit trail")
     def audit_link(self, order: Order) -> str:

@@ -12,17 +12,21 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models import CharField, Value
 
 from audit.actors import SYSTEM
 from dispatch import services as lifecycle
 from dispatch.geometry import distance_m
-from dispatch.models import Driver, Order
+from dispatch.models import Driver, Order, Reassignment
+from offers.models import Offer
 
 # Candidates looked at beyond the fan-out, so the record shows who came next and why they
 # did not get it.
 TRACE_EXTRA_CANDIDATES = 10
 # How candidates are ranked (dispatch.selectors.candidate_drivers).
 STRATEGY = "nearest_then_idle_longest"
+REASSIGNED_AWAY = "reassigned_away"
+MISSED_REASON = {str(Offer.State.DECLINED): "declined", str(Offer.State.EXPIRED): "lapsed"}
 
 
 class DecisionTrace:
@@ -33,19 +37,33 @@ class DecisionTrace:
         self.now = now
         self.rows: list[dict[str, Any]] = []
         self.offered = 0
+        self.ranked = 0
+        self.zone_fanout = order.zone.offer_fanout if order.zone else 1
 
     def considered(self, driver: Driver, result: str, reason: str = "") -> None:
         """A ranked candidate and what they got: offered, assigned, skipped (with why), not needed."""
-        row = {"driver": driver.pk, "name": driver.name, "rank": len([r for r in self.rows if r.get("rank")]) + 1, **self._basis(driver), "result": result}
-        if reason:
-            row["reason"] = reason
         if result == "offered":
             self.offered += 1
+        self.ranked += 1
+        if self.ranked > self.zone_fanout + TRACE_EXTRA_CANDIDATES:
+            return  # the record keeps the first window; a decision that read on is rare
+        row = {"driver": driver.pk, "name": driver.name, "rank": self.ranked, **self._basis(driver), "result": result}
+        if reason:
+            row["reason"] = reason
         self.rows.append(row)
 
-    def excluded(self, driver: Driver, reason: str) -> None:
-        """A driver of the zone left out before ranking: declined or let it lapse, lost it, or in another offer."""
-        self.rows.append({"driver": driver.pk, "name": driver.name, "rank": None, **self._basis(driver), "result": "skipped", "reason": reason})
+    def passed_over(self, order_id: int) -> None:
+        """The drivers left out before ranking because of this order's past, latest first (one
+        query): who declined it or let it lapse, and who lost it by reassignment."""
+        missed = Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).values_list("driver_id", "driver__name", "state", "answered_at")
+        lost = (
+            Reassignment.objects.filter(order_id=order_id)
+            .annotate(why=Value(REASSIGNED_AWAY, output_field=CharField()))
+            .values_list("driver_id", "driver__name", "why", "at")
+        )
+        for driver_id, name, state, at in missed.union(lost, all=True).order_by("-answered_at")[:TRACE_EXTRA_CANDIDATES]:
+            reason = MISSED_REASON.get(str(state), str(state))
+            self.rows.append({"driver": driver_id, "name": name, "rank": None, "result": "skipped", "reason": reason, "at": at.isoformat() if at else None})
 
     def _basis(self, driver: Driver) -> dict[str, Any]:
         distance = getattr(driver, "distance_m", None)

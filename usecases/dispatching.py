@@ -1,5 +1,6 @@
 """The dispatch decision: who gets a waiting order, by offer (v2) or directly (v1)."""
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from dispatch import services as lifecycle
 from dispatch.clock import database_now
 from dispatch.errors import DriverUnavailable, IllegalTransition, OverCapacity
 from dispatch.locks import order_lock
-from dispatch.models import Order, Reassignment
+from dispatch.models import Driver, Order, Reassignment
 from offers import services as offer_services
 from usecases.decision_trace import TRACE_EXTRA_CANDIDATES, DecisionTrace
 from usecases.orders import order_moved
@@ -59,9 +60,10 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
         excluded = [offer_services.drivers_with_pending_offer()]
     else:
         excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
+    if not fresh:
+        trace.passed_over(order_id)
     why_no_offer = offer_services.offer_decider()
-    candidates = selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=excluded, limit=fanout + TRACE_EXTRA_CANDIDATES)
-    for driver in candidates:
+    for driver in _candidates(order, now, excluded, window=fanout + TRACE_EXTRA_CANDIDATES, is_done=lambda: trace.offered > 0):
         if trace.offered >= fanout:
             trace.considered(driver, "not_needed")
             continue
@@ -100,6 +102,21 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
         lifecycle.order_mark_unassigned(order_id=order_id, reason="no_candidates", now=now, locked=order)
     lifecycle.order_out_of_candidates(order=order, now=now)
     return None
+
+
+def _candidates(order: Order, now: datetime, excluded: list[QuerySet[Any, Any]], *, window: int, is_done: Callable[[], bool]) -> Iterator[Driver]:
+    """The zone's candidates best first, a window at a time: the next window is read only
+    when a whole window went by without an offer or an assignment (everyone in it raced into
+    another offer, filled up or was deactivated meanwhile)."""
+    assert order.zone is not None
+    tried: list[int] = []
+    while True:
+        drivers = selectors.candidate_drivers(order.zone, order.pickup_lat, order.pickup_lon, now=now, exclude=[*excluded, tried], limit=window)
+        for driver in drivers:
+            tried.append(driver.pk)
+            yield driver
+        if len(drivers) < window or is_done():
+            return
 
 
 def assign_orders_due(*, now: datetime | None = None, limit: int | None = None, zone_ids: list[int] | None = None) -> int:

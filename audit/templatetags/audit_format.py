@@ -5,6 +5,8 @@ from typing import Any
 
 from django import template
 
+from audit import decisions
+
 register = template.Library()
 
 
@@ -33,3 +35,9 @@ def duration_brief(delta: timedelta | None) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
+
+
+@register.filter
+def decision_lines(data: Any) -> list[str]:
+    """A `dispatch.decided` event's candidates as lines a person reads (audit.decisions)."""
+    return decisions.decision_lines(data)
