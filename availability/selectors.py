@@ -4,7 +4,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
+from availability.models import DriverSocket
 from dispatch.models import Driver
 
 A = Driver.Availability
@@ -31,3 +33,17 @@ def breaks_over(now: datetime) -> QuerySet[Driver]:
 def deactivated_not_offline() -> QuerySet[Driver]:
     """Drivers whose account is deactivated but who are still marked online or on a break."""
     return Driver.objects.filter(user__is_active=False).exclude(availability=A.OFFLINE).order_by("pk")
+
+
+def connected_sockets(now: datetime | None = None) -> QuerySet[DriverSocket]:
+    """Open driver sockets: presence rows a server vouched for within the presence timeout.
+
+    The one definition of "connected", for push, /metrics and everything else. A row left
+    behind by a dead server stops counting here on its own; the sweep only tidies up.
+    """
+    fresh_after = (now or timezone.now()) - timedelta(seconds=settings.DISPATCH_SOCKET_PRESENCE_TIMEOUT_S)
+    return DriverSocket.objects.filter(seen_at__gte=fresh_after)
+
+
+def driver_is_connected(driver_id: int) -> bool:
+    return connected_sockets().filter(driver_id=driver_id).exists()

@@ -1,18 +1,24 @@
 """Availability transitions of a driver, each a compare-and-set with its audit event.
 
 States: offline, available, on a break (with an end time), and busy, which is derived (an
-available driver holding as many orders as they can carry) and never stored.
+available driver holding as many orders as they can carry) and never stored. This app owns
+every write of a driver's presence: availability, heartbeats, position, open sockets; the
+socket and the REST API call the same service for the same frame.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
+from availability.models import DriverSocket
+from dispatch.clock import database_now
 from dispatch.errors import DriverUnavailable, FeatureOff, IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Driver
 
@@ -131,3 +137,67 @@ def driver_position_update(*, driver_id: int, lat: float, lon: float, at: dateti
     )
     if not updated and not Driver.objects.filter(pk=driver_id).exists():
         raise NotFound(f"driver {driver_id} not found")
+
+
+# --- Socket presence: the sockets drivers' apps hold open --------------------------------
+
+
+def driver_socket_connect(*, driver_id: int, channel_name: str, app_version: str = "", now: datetime | None = None) -> list[str]:
+    """An authenticated socket joined: mark the app as v2 and reachable and record the socket's
+    presence; returns the channel names of the same driver's sockets it pushed out.
+
+    A driver holds at most DISPATCH_MAX_SOCKETS_PER_DRIVER sockets: a new one pushes out the
+    oldest. A phone that changes networks opens a new socket while the old one lingers until
+    TCP notices; refusing the new one would lock the driver out exactly when they reconnect,
+    while closing the oldest keeps them reachable and still bounds what one token can hold.
+    """
+    from availability import selectors
+
+    now = now or timezone.now()
+    changes: dict[str, Any] = {"v2_connected_at": now, "last_heartbeat_at": now}
+    if app_version:
+        changes["app_version"] = app_version
+    with transaction.atomic():
+        # The update locks the driver's row: two sockets of one driver connecting at once
+        # count each other's presence rows one after the other.
+        if not Driver.objects.filter(pk=driver_id).update(**changes):
+            raise NotFound(f"driver {driver_id} not found")
+        DriverSocket.objects.filter(driver_id=driver_id).exclude(pk__in=selectors.connected_sockets(now=now).values("pk")).delete()
+        live = list(DriverSocket.objects.filter(driver_id=driver_id).order_by("opened_at", "pk").values_list("pk", "channel_name"))
+        evicted = live[: max(0, len(live) - settings.DISPATCH_MAX_SOCKETS_PER_DRIVER + 1)]
+        DriverSocket.objects.filter(pk__in=[pk for pk, _ in evicted]).delete()
+        DriverSocket.objects.create(driver_id=driver_id, channel_name=channel_name, opened_at=now, seen_at=now)
+    return [name for _, name in evicted]
+
+
+def driver_socket_seen(*, driver_id: int, channel_name: str, now: datetime | None = None) -> bool:
+    """The server still holds this socket (its timer): refresh the presence row, or write it
+    again if a sweep dropped it while this process or the database was stalled.
+
+    Returns False when the socket has no place any more: its row is gone and the driver holds
+    as many sockets as allowed (it was replaced, and the word of it was lost), so it closes."""
+    from availability.selectors import connected_sockets
+
+    now = now or timezone.now()
+    if DriverSocket.objects.filter(channel_name=channel_name).update(seen_at=now):
+        return True
+    if connected_sockets(now).filter(driver_id=driver_id).count() >= settings.DISPATCH_MAX_SOCKETS_PER_DRIVER:
+        return False
+    DriverSocket.objects.get_or_create(channel_name=channel_name, defaults={"driver_id": driver_id, "opened_at": now, "seen_at": now})
+    return True
+
+
+def driver_socket_closed(*, channel_name: str) -> None:
+    """The socket closed. A refresh racing this close may write the row again: it then stops
+    counting after the presence timeout like any row nobody vouches for."""
+    DriverSocket.objects.filter(channel_name=channel_name).delete()
+
+
+def drop_stale_sockets_due(*, now: datetime | None = None, limit: int = 5000) -> int:
+    """The presence sweep: delete rows of sockets no server vouched for within the presence
+    timeout (by the database's clock by default). They already stopped counting as connected;
+    this keeps the table as small as the sockets really open. Safe to run twice."""
+    stale_before = (now or database_now()) - timedelta(seconds=settings.DISPATCH_SOCKET_PRESENCE_TIMEOUT_S)
+    stale = DriverSocket.objects.filter(seen_at__lt=stale_before).order_by("seen_at").values("pk")[:limit]
+    deleted, _ = DriverSocket.objects.filter(pk__in=stale).delete()
+    return deleted

@@ -82,7 +82,7 @@ class DispatchStateCollector:
         counts = dict(Driver.objects.values_list("availability").annotate(n=Count("id")).values_list("availability", "n"))
         for availability in Driver.Availability.values:
             by_availability.add_metric([availability], counts.get(availability, 0))
-        from offers.selectors import connected_sockets
+        from availability.selectors import connected_sockets
 
         yield by_availability
         yield GaugeMetricFamily(

@@ -22,7 +22,7 @@ from availability import services as availability
 from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
-from offers import selectors, services
+from offers import selectors
 from offers.errors import CredentialsRevoked
 from offers.frame_budget import FrameBudget
 from offers.frames import ack_frame, error_frame
@@ -117,7 +117,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
         while not self.is_closing:
             await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
             try:
-                if not await database_sync_to_async(services.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name):
+                if not await database_sync_to_async(availability.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name):
                     await self.socket_replaced({})
                     return
                 await self._close_if_revoked()
@@ -158,7 +158,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if self.driver is not None:
             await self.channel_layer.group_discard(driver_group(self.driver.pk), self.channel_name)
-            await database_sync_to_async(services.driver_socket_closed)(channel_name=self.channel_name)
+            await database_sync_to_async(availability.driver_socket_closed)(channel_name=self.channel_name)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))
@@ -173,7 +173,8 @@ class DriverConsumer(AsyncWebsocketConsumer):
         # Join the group before reading the state, so no frame sent in between can be missed.
         await self.channel_layer.group_add(driver_group(driver.pk), self.channel_name)
         try:
-            opened = await database_sync_to_async(services.driver_socket_connect)(driver_id=driver.pk, channel_name=self.channel_name, app_version=app_version)
+            open_socket = database_sync_to_async(driver_usecases.driver_socket_open)
+            opened = await open_socket(driver_id=driver.pk, channel_name=self.channel_name, app_version=app_version)
         except BaseException:
             await self.channel_layer.group_discard(driver_group(driver.pk), self.channel_name)
             raise
@@ -285,7 +286,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def _heartbeat(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
-        await self._as_driver(services.driver_socket_heartbeat, driver_id=self.driver.pk)
+        await self._as_driver(availability.driver_heartbeat, driver_id=self.driver.pk)
 
     async def _location(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None

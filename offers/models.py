@@ -58,28 +58,3 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"offer {self.pk}: order {self.order_id} to driver {self.driver_id} ({self.state})"
-
-
-class DriverSocket(models.Model):
-    """One open driver socket, vouched for by the server process that holds it.
-
-    The row is written when the socket authenticates, its `seen_at` refreshed on the socket's
-    credentials timer, and it is deleted when the socket closes. A server or Redis that dies
-    leaves its rows behind: they stop counting once `seen_at` is older than
-    DISPATCH_SOCKET_PRESENCE_TIMEOUT_S, and the sweep `drop_stale_sockets_due` deletes them.
-    "Connected" is `offers.selectors.connected_sockets()`, nothing else.
-    """
-
-    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="sockets")
-    channel_name = models.CharField(max_length=255, unique=True, help_text="The channel layer's name of the socket's consumer")
-    opened_at = models.DateTimeField()
-    seen_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["driver", "seen_at"], name="driversocket_driver_seen"),
-            models.Index(fields=["seen_at"], name="driversocket_seen"),  # the sweep, and the count for /metrics
-        ]
-
-    def __str__(self) -> str:
-        return f"socket of driver {self.driver_id} since {self.opened_at:%Y-%m-%d %H:%M:%S}"

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from availability.selectors import driver_is_connected
 from dispatch.models import Driver
 from dispatch.outbound import OutboundFailed, outbound_post, outbound_post_expecting_success
 from offers.models import Offer
-from offers.selectors import driver_is_connected
 from vendure.signing import sign
 
 logger = logging.getLogger(__name__)

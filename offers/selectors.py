@@ -1,15 +1,13 @@
 """Reads for the driver socket and the v2 API."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from dispatch.authentication import token_key_is_well_formed
 from dispatch.models import Driver, Order
-from offers.models import DriverSocket, Offer
+from offers.models import Offer
 
 
 def driver_for_token(key: str) -> Driver | None:
@@ -27,20 +25,6 @@ def driver_credentials_valid(key: str, user_id: int) -> bool:
     the socket asks before every frame that changes state and on a timer.
     """
     return Token.objects.filter(key=key, user_id=user_id, user__is_active=True).exists()
-
-
-def connected_sockets(now: datetime | None = None) -> QuerySet[DriverSocket]:
-    """Open driver sockets: presence rows a server vouched for within the presence timeout.
-
-    The one definition of "connected", for push, /metrics and everything else. A row left
-    behind by a dead server stops counting here on its own; the sweep only tidies up.
-    """
-    fresh_after = (now or timezone.now()) - timedelta(seconds=settings.DISPATCH_SOCKET_PRESENCE_TIMEOUT_S)
-    return DriverSocket.objects.filter(seen_at__gte=fresh_after)
-
-
-def driver_is_connected(driver_id: int) -> bool:
-    return connected_sockets().filter(driver_id=driver_id).exists()
 
 
 def driver_pending_offers(driver_id: int) -> QuerySet[Offer]:

@@ -9,14 +9,11 @@ offer it to the next driver) is composed above, in `usecases.offers`.
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
@@ -28,7 +25,7 @@ from dispatch.models import Driver, Order
 from dispatch.rows import row_insert_unless_conflict
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
-from offers.models import DriverSocket, Offer
+from offers.models import Offer
 from rollout.models import Feature
 
 logger = logging.getLogger(__name__)
@@ -250,82 +247,3 @@ def _frames_send(frames: list[tuple[int, dict[str, Any]]]) -> None:
     with driver_frames_batched():
         for driver_id, frame in frames:
             driver_frame_send(driver_id, frame)
-
-
-@dataclass(frozen=True)
-class SocketOpened:
-    """What an authenticated socket needs back: the sockets of the same driver it pushed out,
-    and the frames the driver must get again."""
-
-    evicted_channel_names: list[str]
-    frames: list[dict[str, Any]]
-
-
-def driver_socket_connect(*, driver_id: int, channel_name: str, app_version: str = "", now: datetime | None = None) -> SocketOpened:
-    """An authenticated socket joined: mark the app as v2 and reachable, record the socket's
-    presence, and return the frames the driver must get again (pending offer, active orders).
-
-    A driver holds at most DISPATCH_MAX_SOCKETS_PER_DRIVER sockets: a new one pushes out the
-    oldest. A phone that changes networks opens a new socket while the old one lingers until
-    TCP notices; refusing the new one would lock the driver out exactly when they reconnect,
-    while closing the oldest keeps them reachable and still bounds what one token can hold.
-    """
-    from offers import selectors
-    from offers.frames import offer_frame, order_update_frame
-
-    now = now or timezone.now()
-    changes: dict[str, Any] = {"v2_connected_at": now, "last_heartbeat_at": now}
-    if app_version:
-        changes["app_version"] = app_version
-    with transaction.atomic():
-        # The update locks the driver's row: two sockets of one driver connecting at once
-        # count each other's presence rows one after the other.
-        if not Driver.objects.filter(pk=driver_id).update(**changes):
-            raise NotFound(f"driver {driver_id} not found")
-        DriverSocket.objects.filter(driver_id=driver_id).exclude(pk__in=selectors.connected_sockets(now=now).values("pk")).delete()
-        live = list(DriverSocket.objects.filter(driver_id=driver_id).order_by("opened_at", "pk").values_list("pk", "channel_name"))
-        evicted = live[: max(0, len(live) - settings.DISPATCH_MAX_SOCKETS_PER_DRIVER + 1)]
-        DriverSocket.objects.filter(pk__in=[pk for pk, _ in evicted]).delete()
-        DriverSocket.objects.create(driver_id=driver_id, channel_name=channel_name, opened_at=now, seen_at=now)
-    frames = [offer_frame(offer) for offer in selectors.driver_pending_offers(driver_id)]
-    frames += [order_update_frame(order) for order in selectors.driver_active_orders(driver_id)]
-    return SocketOpened(evicted_channel_names=[name for _, name in evicted], frames=frames)
-
-
-def driver_socket_seen(*, driver_id: int, channel_name: str, now: datetime | None = None) -> bool:
-    """The server still holds this socket (its timer): refresh the presence row, or write it
-    again if a sweep dropped it while this process or the database was stalled.
-
-    Returns False when the socket has no place any more: its row is gone and the driver holds
-    as many sockets as allowed (it was replaced, and the word of it was lost), so it closes."""
-    from offers.selectors import connected_sockets
-
-    now = now or timezone.now()
-    if DriverSocket.objects.filter(channel_name=channel_name).update(seen_at=now):
-        return True
-    if connected_sockets(now).filter(driver_id=driver_id).count() >= settings.DISPATCH_MAX_SOCKETS_PER_DRIVER:
-        return False
-    DriverSocket.objects.get_or_create(channel_name=channel_name, defaults={"driver_id": driver_id, "opened_at": now, "seen_at": now})
-    return True
-
-
-def driver_socket_closed(*, channel_name: str) -> None:
-    """The socket closed. A refresh racing this close may write the row again: it then stops
-    counting after the presence timeout like any row nobody vouches for."""
-    DriverSocket.objects.filter(channel_name=channel_name).delete()
-
-
-def driver_socket_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:
-    """The app is alive (a heartbeat frame): what the silence sweep reads."""
-    now = now or timezone.now()
-    Driver.objects.filter(pk=driver_id).update(last_heartbeat_at=now)
-
-
-def drop_stale_sockets_due(*, limit: int = 5000) -> int:
-    """The presence sweep: delete rows of sockets no server vouched for within the presence
-    timeout (by the database's clock). They already stopped counting as connected; this
-    keeps the table as small as the sockets really open. Safe to run twice."""
-    stale_before = Now() - timedelta(seconds=settings.DISPATCH_SOCKET_PRESENCE_TIMEOUT_S)
-    stale = DriverSocket.objects.filter(seen_at__lt=stale_before).order_by("seen_at").values("pk")[:limit]
-    deleted, _ = DriverSocket.objects.filter(pk__in=stale).delete()
-    return deleted

@@ -1,6 +1,8 @@
 """A driver's availability changes, with what follows for their offers and orders."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,6 +15,8 @@ from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition
 from dispatch.models import Driver, Reassignment
+from offers import selectors as offer_selectors
+from offers.frames import offer_frame, order_update_frame
 from rollout.models import Feature
 from rollout.selectors import feature_enabled_for, switch_is_on
 
@@ -167,3 +171,21 @@ def _sockets_check_credentials(user_id: int) -> None:
     from offers.notify import driver_credentials_changed_send
 
     driver_credentials_changed_send(user_id=user_id)
+
+
+@dataclass(frozen=True)
+class SocketOpened:
+    """What an authenticated socket needs back: the sockets of the same driver it pushed out,
+    and the frames the driver must get again (pending offer, active orders)."""
+
+    evicted_channel_names: list[str]
+    frames: list[dict[str, Any]]
+
+
+def driver_socket_open(*, driver_id: int, channel_name: str, app_version: str = "", now: datetime | None = None) -> SocketOpened:
+    """An authenticated socket joined: its presence recorded (availability), then the driver's
+    state read again for it (offers): a frame lost while the app was away costs nothing."""
+    evicted = availability.driver_socket_connect(driver_id=driver_id, channel_name=channel_name, app_version=app_version, now=now)
+    frames = [offer_frame(offer) for offer in offer_selectors.driver_pending_offers(driver_id)]
+    frames += [order_update_frame(order) for order in offer_selectors.driver_active_orders(driver_id)]
+    return SocketOpened(evicted_channel_names=evicted, frames=frames)

@@ -13,10 +13,11 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.actors import Actor
+from availability.models import DriverSocket
 from dispatch.models import Driver, Order
 from escalation import services as escalation_services
 from observability.services import sweep_run
-from offers.models import DriverSocket, Offer
+from offers.models import Offer
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import post_webhook, ready_event
 from usecases import dispatching

@@ -8,9 +8,10 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from audit.models import AuditEvent
+from availability.models import DriverSocket
 from dispatch.asgi import application
 from dispatch.models import Driver, Order
-from offers.models import DriverSocket, Offer
+from offers.models import Offer
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 

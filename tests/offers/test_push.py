@@ -6,8 +6,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from availability.models import DriverSocket
 from dispatch.models import Driver
-from offers.models import DriverSocket, Offer
+from offers.models import Offer
 from offers.push import push_if_not_connected
 from tests.factories import ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order

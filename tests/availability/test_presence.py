@@ -8,10 +8,10 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from availability import services
+from availability.models import DriverSocket
+from availability.selectors import connected_sockets, driver_is_connected
 from dispatch.models import Driver
-from offers import services
-from offers.models import DriverSocket
-from offers.selectors import connected_sockets, driver_is_connected
 from tests.factories import DriverFactory, ZoneFactory
 from tests.offers.test_consumer import connect, receive, run, send, token_for
 
