@@ -283,13 +283,13 @@ def _backoff_s(attempts: int) -> float:
     return float(min(settings.ESCALATION_NOTIFY_BACKOFF_S * 2 ** (attempts - 1), settings.ESCALATION_NOTIFY_BACKOFF_MAX_S))
 
 
-def notification_send(*, notification_id: int) -> bool:
+def notification_send(*, notification_id: int, now: datetime | None = None) -> bool:
     """Send one notification if it is due, outside any transaction; record the outcome.
 
     The claim (attempts + 1, next attempt pushed past the send's timeout) is a compare-and-
     set, so the task and the sweep never send the same attempt twice.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     lease = now + timedelta(seconds=settings.ESCALATION_NOTIFIER_TIMEOUT_S * 2 + 5)
     claimed = Notification.objects.filter(pk=notification_id, state=Notification.State.PENDING, next_attempt_at__lte=now).update(
         attempts=F("attempts") + 1, next_attempt_at=lease
@@ -372,10 +372,11 @@ def _message(notification: Notification) -> AlertMessage:
     )
 
 
-def send_notifications_due(*, limit: int = 200) -> int:
-    """Sweep: (re)send every pending notification whose attempt is due."""
-    now = timezone.now()
+def send_notifications_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Sweep: (re)send every pending notification whose attempt is due. By this process's clock:
+    the attempt times it compares are written by it (`_notification_failed`'s backoff)."""
+    now = now or timezone.now()
     due = list(
         Notification.objects.filter(state=Notification.State.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )
-    return sum(notification_send(notification_id=notification_id) for notification_id in due)
+    return sum(notification_send(notification_id=notification_id, now=now) for notification_id in due)

@@ -25,7 +25,10 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
     taken. Accepting again returns the same offer.
 
     Rows are taken in the documented order: the order's lock, the driver's capacity, then the
-    offers. The losers of a race leave on a read, before the lock, once the winner committed.
+    offers. The losers of a race leave on a read, before the lock, once the winner committed;
+    those who read before that find the order taken once they hold its lock. An offer that
+    lapsed or was withdrawn while the order still waits fails its compare-and-set last, and
+    the whole accept rolls back.
     """
     now = now or timezone.now()
     offer = offer_services.driver_offer(offer_id=offer_id, driver=driver)
@@ -33,9 +36,10 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
         return offer
     with transaction.atomic(durable=True):
         order = order_locked(offer.order_id)
-        offer.refresh_from_db(fields=["state", "withdrawn_reason", "answered_at"])  # offers change only under the order's lock
-        if not offer_services.offer_answer_check(offer, answer=A, now=now):
-            return offer
+        if order.status not in Order.WAITING_STATUSES:  # someone won it while we waited for the lock
+            offer.refresh_from_db(fields=["state", "withdrawn_reason", "answered_at"])
+            if not offer_services.offer_answer_check(offer, answer=A, now=now):
+                return offer
         move = lifecycle.order_assign(
             order_id=order.pk, driver_id=driver.pk, actor=lifecycle.driver_actor(driver), now=now, reason="offer_accepted", locked=order
         )
