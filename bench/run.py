@@ -19,6 +19,7 @@ BENCHMARKS = [
     "zone_health_poll",
     "switch_read",
     "lifecycle",
+    "decision_trace",
     "candidate_search",
     "zone_lookup",
 ]
