@@ -53,8 +53,3 @@ def driver_account_lock(driver_id: int) -> bool | None:
         )
         row = cursor.fetchone()
     return None if row is None else bool(row[0])
-
-
-def drivers_lock(driver_ids: Iterable[int]) -> list[int]:
-    """Lock several drivers' rows in primary-key order (after any order locks); returns the ids locked."""
-    return list(Driver.objects.select_for_update(of=("self",)).filter(pk__in=list(driver_ids)).order_by("pk").values_list("pk", flat=True))

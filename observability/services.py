@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
+from dispatch.after_commit import after_commit
 from dispatch.errors import DispatchError, InvalidInput, NotFound
 from observability import metrics
 from observability.models import SweepRun
@@ -109,7 +110,7 @@ def periodic_task_run(*, task_id: int, actor: Actor) -> None:
     args, kwargs = json.loads(task.args or "[]"), json.loads(task.kwargs or "{}")
     with transaction.atomic():
         audit_record("periodic_task.run_requested", actor=actor, subject_type="periodic_task", subject_id=task.pk, data={"name": task.name, "task": task.task})
-        transaction.on_commit(lambda: celery_task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": task.name}))
+        after_commit(lambda: celery_task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": task.name}))
 
 
 # A sweep runs at least once an hour (or the guarantees it keeps lapse) and at most once a
