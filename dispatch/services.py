@@ -76,23 +76,31 @@ class OrderIntake:
     promised_at: datetime | None = None
 
 
+def order_audit_entry(
+    order: Order, kind: str, *, actor: Actor, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, **data: Any
+) -> dict[str, Any]:
+    """An audit event about an order, filed under its id, code, zone and driver for search
+    (the fields of `audit_record`, for a caller who writes several at once)."""
+    return {
+        "kind": kind,
+        "actor": actor,
+        "subject_type": "order",
+        "subject_id": order.pk,
+        "order_id": order.pk,
+        "order_code": order.code,
+        "driver_id": (after or {}).get("driver") or (before or {}).get("driver") or order.driver_id,
+        "zone_id": order.zone_id,
+        "before": before,
+        "after": after,
+        "data": data,
+    }
+
+
 def order_audit_record(
     order: Order, kind: str, *, actor: Actor, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, **data: Any
 ) -> None:
     """An audit event about an order, filed under its id, code, zone and driver for search."""
-    audit_record(
-        kind,
-        actor=actor,
-        subject_type="order",
-        subject_id=order.pk,
-        order_id=order.pk,
-        order_code=order.code,
-        driver_id=(after or {}).get("driver") or (before or {}).get("driver") or order.driver_id,
-        zone_id=order.zone_id,
-        before=before,
-        after=after,
-        data=data,
-    )
+    audit_record(**order_audit_entry(order, kind, actor=actor, before=before, after=after, **data))
 
 
 def _snapshot(status: str, driver_id: int | None) -> dict[str, Any]:

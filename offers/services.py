@@ -84,8 +84,10 @@ def _offer_audit(offer: Offer, order: Order, kind: str, *, actor: Actor, before:
     audit_record(**_offer_audit_entry(offer, order, kind, actor=actor, before=before, after=after, **data))
 
 
-def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
-    """Put the order to the driver until the zone's time limit; None if they got another offer first."""
+def offer_make(*, order: Order, driver: Driver, now: datetime, audit_entries: list[dict[str, Any]] | None = None) -> Offer | None:
+    """Put the order to the driver until the zone's time limit; None if they got another offer
+    first. With `audit_entries`, the offer's audit event is added there for the caller to write
+    with its own (one INSERT for a whole decision) before its transaction ends."""
     timeout_s = order.zone.offer_timeout_s if order.zone else 30
     distance = getattr(driver, "distance_m", None)
     if distance is None and driver.last_lat is not None and driver.last_lon is not None:
@@ -95,7 +97,11 @@ def offer_make(*, order: Order, driver: Driver, now: datetime) -> Offer | None:
     if not row_insert_unless_conflict(offer):
         return None  # the partial unique index: this driver already holds a pending offer
     offer.order = order
-    _offer_audit(offer, order, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
+    entry = _offer_audit_entry(offer, order, "offer.made", actor=SYSTEM, before=None, after=P, expires_at=offer.expires_at.isoformat(), timeout_s=timeout_s)
+    if audit_entries is None:
+        audit_record(**entry)
+    else:
+        audit_entries.append(entry)
     metrics.offer_event(order.zone_id, "sent")
     after_commit(lambda: _notify("offer", offer.pk))
     return offer

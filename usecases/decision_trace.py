@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import CharField, Value
 
 from audit.actors import SYSTEM
+from audit.services import audit_record_many
 from dispatch import services as lifecycle
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order, Reassignment
@@ -39,6 +40,8 @@ class DecisionTrace:
         self.offered = 0
         self.ranked = 0
         self.zone_fanout = order.zone.offer_fanout if order.zone else 1
+        # The audit events of the offers the decision made, written with its own record.
+        self.audit_entries: list[dict[str, Any]] = []
 
     def considered(self, driver: Driver, result: str, reason: str = "") -> None:
         """A ranked candidate and what they got: offered, assigned, skipped (with why), not needed."""
@@ -82,8 +85,9 @@ class DecisionTrace:
         return (self.now - driver.last_position_at).total_seconds() <= settings.DISPATCH_POSITION_MAX_AGE_S
 
     def record(self, outcome: str) -> None:
+        """The decision's record, after the events of the offers it made, in one INSERT."""
         zone = self.order.zone
-        lifecycle.order_audit_record(
+        decided = lifecycle.order_audit_entry(
             self.order,
             "dispatch.decided",
             actor=SYSTEM,
@@ -92,3 +96,5 @@ class DecisionTrace:
             fanout=zone.offer_fanout if zone else None,
             candidates=self.rows,
         )
+        audit_record_many([*self.audit_entries, decided])
+        self.audit_entries = []

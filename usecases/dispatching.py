@@ -69,7 +69,7 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
             continue
         no_offer = why_no_offer(driver)
         if no_offer is None:
-            if offer_services.offer_make(order=order, driver=driver, now=now) is None:
+            if offer_services.offer_make(order=order, driver=driver, now=now, audit_entries=trace.audit_entries) is None:
                 trace.considered(driver, "skipped", "in_another_offer")  # took another offer a moment ago
                 continue
             if not trace.offered:

@@ -36,11 +36,13 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
     order_data = event["order"]
     actor = vendure.shop_actor(channel)
     with transaction.atomic(durable=True):
-        record = vendure.webhook_event_record(channel=channel, event=event)
+        is_ready = event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY
+        record = vendure.webhook_event_record(channel=channel, event=event, expected_outcome=Outcome.ORDER_CREATED if is_ready else "")
         if record is None:
             return WebhookResult(outcome="duplicate_event", duplicate_event=True)
         order: Order | None
-        if event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY:
+        stored_outcome = record.outcome
+        if is_ready:
             order, created = lifecycle.order_receive(channel=channel, intake=vendure.intake_from_vendure(order_data, received_at=now), actor=actor, now=now)
             record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
             if created and vendure.order_cancelled_before_receipt(channel=channel, vendure_order_id=order.vendure_order_id, this_event=record):
@@ -50,7 +52,8 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
         else:
             order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()
             record.outcome = _cancel_from_shop(channel, order, order_data, actor=actor, now=now)
-        record.save(update_fields=["outcome"])
+        if record.outcome != stored_outcome:
+            record.save(update_fields=["outcome"])
     return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None)
 
 

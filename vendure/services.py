@@ -91,10 +91,11 @@ def webhook_event_parse(payload: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def webhook_event_record(*, channel: ShopChannel, event: dict[str, Any]) -> WebhookEvent | None:
-    """Record a delivered event once, in the caller's transaction; None when it was delivered before."""
+def webhook_event_record(*, channel: ShopChannel, event: dict[str, Any], expected_outcome: str = "") -> WebhookEvent | None:
+    """Record a delivered event once, in the caller's transaction; None when it was delivered
+    before. `expected_outcome` is stored with it, so the usual case needs no second write."""
     order_data = event["order"]
-    record = WebhookEvent(channel=channel, event_id=event["id"], type=event["type"], created_at=event["createdAt"])
+    record = WebhookEvent(channel=channel, event_id=event["id"], type=event["type"], created_at=event["createdAt"], outcome=expected_outcome)
     record.vendure_order_id, record.order_code = order_data["id"], order_data["code"]
     return record if row_insert_unless_conflict(record) else None
 
