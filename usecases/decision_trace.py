@@ -58,9 +58,13 @@ class DecisionTrace:
     def passed_over(self, order_id: int) -> None:
         """The drivers left out before ranking because of this order's past, latest first (one
         query): who declined it or let it lapse, and who lost it by reassignment."""
-        missed = Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).values_list("driver_id", "driver__name", "state", "answered_at")
+        # Each side without its model's default ordering: SQLite refuses ORDER BY inside a UNION.
+        missed = (
+            Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).order_by().values_list("driver_id", "driver__name", "state", "answered_at")
+        )
         lost = (
             Reassignment.objects.filter(order_id=order_id)
+            .order_by()
             .annotate(why=Value(REASSIGNED_AWAY, output_field=CharField()))
             .values_list("driver_id", "driver__name", "why", "at")
         )
