@@ -133,7 +133,7 @@ def _escalation_move(escalation_id: int, from_states: tuple[str, ...], to: str, 
 def escalation_acknowledge(*, escalation_id: int, actor: Actor, now: datetime | None = None) -> Escalation:
     """Someone owns it now: the climb stops. It stays unresolved until the order moves on."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         escalation, _ = _escalation_move(escalation_id, (E.OPEN,), E.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor.label)
         _escalation_audit(
             escalation,
@@ -147,25 +147,29 @@ def escalation_acknowledge(*, escalation_id: int, actor: Actor, now: datetime | 
 
 
 def escalation_resolve(*, escalation_id: int, actor: Actor, resolution: str, now: datetime | None = None) -> Escalation:
-    """Close an escalation; the channels that were told about it hear it is over."""
-    now = now or timezone.now()
+    """Close an escalation (ops, or the sweep of escalations that resolved themselves); the
+    channels that were told about it hear it is over."""
+    with transaction.atomic(durable=True):
+        return _escalation_resolve_locked(escalation_id=escalation_id, actor=actor, resolution=resolution, now=now or timezone.now())
+
+
+def _escalation_resolve_locked(*, escalation_id: int, actor: Actor, resolution: str, now: datetime) -> Escalation:
     resolution = resolution.strip()[:255]
     if not resolution:
         raise InvalidInput("say how the escalation was resolved")
-    with transaction.atomic():
-        escalation, current = _escalation_move(
-            escalation_id, Escalation.UNRESOLVED_STATES, E.RESOLVED, resolved_at=now, resolved_by=actor.label, resolution=resolution
-        )
-        _escalation_audit(
-            escalation,
-            "escalation.resolved",
-            actor=actor,
-            order_code=escalation.order.code,
-            before={"state": current},
-            after={"state": E.RESOLVED},
-            resolution=resolution,
-        )
-        _notify_resolution(escalation, now)
+    escalation, current = _escalation_move(
+        escalation_id, Escalation.UNRESOLVED_STATES, E.RESOLVED, resolved_at=now, resolved_by=actor.label, resolution=resolution
+    )
+    _escalation_audit(
+        escalation,
+        "escalation.resolved",
+        actor=actor,
+        order_code=escalation.order.code,
+        before={"state": current},
+        after={"state": E.RESOLVED},
+        resolution=resolution,
+    )
+    _notify_resolution(escalation, now)
     return escalation
 
 
@@ -173,7 +177,7 @@ def escalation_extend(*, escalation_id: int, minutes: int, actor: Actor, now: da
     """Give the order more time: no reassignment or new escalation of it until then, and this
     escalation climbs on from then if the order is still stuck."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         escalation = Escalation.objects.filter(pk=escalation_id).first()
         if escalation is None:
             raise NotFound(f"escalation {escalation_id} not found")
@@ -194,12 +198,12 @@ def escalation_extend(*, escalation_id: int, minutes: int, actor: Actor, now: da
     return escalation
 
 
-def escalations_resolve_for_order(*, order_id: int, status: str, now: datetime | None = None) -> int:
+def escalations_resolve_for_order(*, order_id: int, status: str, now: datetime) -> int:
     """The order moved on (inside its transaction): escalations about its old status resolve."""
     moot = [trigger for trigger, statuses in selectors.APPLIES_IN.items() if status not in statuses]
     resolved = 0
     for escalation_id in Escalation.objects.filter(order_id=order_id, state__in=Escalation.UNRESOLVED_STATES, trigger__in=moot).values_list("pk", flat=True):
-        escalation_resolve(escalation_id=escalation_id, actor=SYSTEM, resolution=f"order moved on: {status}", now=now)
+        _escalation_resolve_locked(escalation_id=escalation_id, actor=SYSTEM, resolution=f"order moved on: {status}", now=now)
         resolved += 1
     return resolved
 
