@@ -22,6 +22,7 @@ DECISION_REASONS = {
     "lapsed": "let it lapse",
     "reassigned_away": "lost it by reassignment",
     "in_another_offer": "was taking another offer",
+    "in_another_decision": "was being offered another order at that moment",
     "at_capacity": "at capacity",
     "deactivated": "account deactivated",
     "not_in_rollout": "not in the v2 rollout",

@@ -57,6 +57,12 @@ class OverCapacity(DispatchError):
     code = "over_capacity"
 
 
+class DriverBusy(DispatchError):
+    """Another transaction holds the driver right now (a dispatch decision passes them over)."""
+
+    code = "driver_busy"
+
+
 class DriverUnavailable(DispatchError):
     code = "driver_unavailable"
 

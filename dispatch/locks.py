@@ -2,7 +2,10 @@
 
 Every transaction that holds more than one row lock takes them in one order: orders, then
 drivers' accounts (auth users), then drivers, then offers; and rows of one model in
-primary-key order. Two transactions therefore
+primary-key order. The one exception is a dispatch decision, which takes the drivers it offers
+an order to (or assigns it to) in the order it ranks them: it never waits for one
+(`driver_lock_unless_held`, SKIP LOCKED) and passes over a driver another decision holds, so
+two decisions ranking two drivers in opposite orders cannot wait on each other. Two transactions therefore
 never wait on each other in opposite orders, and no deadlock can form. Offers are only ever
 changed under their order's lock, so the order's lock serialises everything that happens to
 one order (answers, expiry, cancellation, assignment, a take-back).
@@ -36,6 +39,12 @@ def orders_lock(order_ids: Iterable[int], *, skip_locked: bool = False) -> dict[
     those another transaction holds are left out)."""
     queryset = Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("zone").filter(pk__in=list(order_ids)).order_by("pk")
     return {order.pk: order for order in queryset}
+
+
+def driver_lock_unless_held(driver_id: int) -> bool:
+    """Lock the driver's row unless another transaction holds it (it is deciding about them,
+    or writing their heartbeat this very moment): True when this transaction holds it now."""
+    return Driver.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=driver_id).values_list("pk", flat=True).first() is not None
 
 
 def driver_account_lock(driver_id: int) -> bool | None:

@@ -20,8 +20,8 @@ from django.db.models import Case, F, Value, When
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import limits, selectors
-from dispatch.errors import DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
-from dispatch.locks import driver_account_lock, order_lock, order_locked
+from dispatch.errors import DriverBusy, DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
+from dispatch.locks import driver_account_lock, driver_lock_unless_held, order_lock, order_locked
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
 from dispatch.rows import row_insert_unless_conflict
@@ -115,7 +115,7 @@ def _capacity_release(driver_id: int, now: datetime) -> None:
     )
 
 
-def _capacity_take(driver_id: int, now: datetime) -> None:
+def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = True) -> None:
     """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock.
 
     The driver's account is locked and read first (`driver_account_lock`): a deactivation in
@@ -127,6 +127,8 @@ def _capacity_take(driver_id: int, now: datetime) -> None:
         raise NotFound(f"driver {driver_id} does not exist")
     if not is_active:
         raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
+    if not wait_for_driver and not driver_lock_unless_held(driver_id):
+        raise DriverBusy(f"driver {driver_id} is being decided about elsewhere", driver=driver_id)
     taken = Driver.objects.filter(Driver.free_capacity_q(), pk=driver_id).update(active_order_count=F("active_order_count") + 1, idle_since=now)
     if not taken:
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
@@ -164,6 +166,7 @@ def order_move(
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     locked: Order | None = None,
+    wait_for_driver: bool = True,
 ) -> OrderMove:
     """The one function that moves an order from one status to another.
 
@@ -174,6 +177,8 @@ def order_move(
     records the audit event. `only_driver_id` restricts the move to the order's own driver:
     anyone else is told the order does not exist, so drivers cannot probe each other's orders.
     `locked` is the order's row as the caller read it under its lock, which saves a read.
+    `wait_for_driver=False` (a dispatch decision) refuses with DriverBusy instead of waiting for
+    a driver another transaction holds (see `dispatch.locks`).
     """
     order = locked if locked is not None and locked.pk == order_id else order_lock(order_id)
     if order is None or (only_driver_id is not None and order.driver_id != only_driver_id):
@@ -189,7 +194,7 @@ def order_move(
     changes.update(fields or {})
     if to == S.ASSIGNED:
         assert to_driver_id is not None
-        _capacity_take(to_driver_id, now)  # first: a refusal leaves nothing written
+        _capacity_take(to_driver_id, now, wait_for_driver=wait_for_driver)  # first: a refusal leaves nothing written
     # The row is locked, so the compare-and-set cannot lose; it stays the guard all the same.
     if not Order.objects.filter(pk=order_id, status=before).update(**changes):
         raise IllegalTransition(f"order {order_id}", before, to)
@@ -247,10 +252,20 @@ def order_receive(*, channel: ShopChannel, intake: OrderIntake, actor: Actor, no
 # compose these with offers, escalations and the shop's reports.
 
 
-def order_assign(*, order_id: int, driver_id: int, actor: Actor, now: datetime, reason: str, locked: Order | None = None) -> OrderMove:
+def order_assign(
+    *, order_id: int, driver_id: int, actor: Actor, now: datetime, reason: str, locked: Order | None = None, wait_for_driver: bool = True
+) -> OrderMove:
     """Give a waiting order to a driver with free capacity."""
     return order_move(
-        order_id, S.ASSIGNED, from_statuses=Order.WAITING_STATUSES, actor=actor, now=now, to_driver_id=driver_id, data={"reason": reason}, locked=locked
+        order_id,
+        S.ASSIGNED,
+        from_statuses=Order.WAITING_STATUSES,
+        actor=actor,
+        now=now,
+        to_driver_id=driver_id,
+        data={"reason": reason},
+        locked=locked,
+        wait_for_driver=wait_for_driver,
     )
 
 

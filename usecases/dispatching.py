@@ -13,8 +13,8 @@ from audit.actors import SYSTEM
 from dispatch import selectors
 from dispatch import services as lifecycle
 from dispatch.clock import database_now
-from dispatch.errors import DriverUnavailable, IllegalTransition, OverCapacity
-from dispatch.locks import order_lock
+from dispatch.errors import DriverBusy, DriverUnavailable, IllegalTransition, OverCapacity
+from dispatch.locks import driver_lock_unless_held, order_lock
 from dispatch.models import Driver, Order, Reassignment
 from offers import services as offer_services
 from usecases.decision_trace import TRACE_EXTRA_CANDIDATES, DecisionTrace
@@ -69,6 +69,9 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
             continue
         no_offer = why_no_offer(driver)
         if no_offer is None:
+            if not driver_lock_unless_held(driver.pk):
+                trace.considered(driver, "skipped", "in_another_decision")
+                continue
             if offer_services.offer_make(order=order, driver=driver, now=now, audit_entries=trace.audit_entries) is None:
                 trace.considered(driver, "skipped", "in_another_offer")  # took another offer a moment ago
                 continue
@@ -80,12 +83,17 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
             trace.considered(driver, "skipped", no_offer)  # offers are out; direct assignment would race them
             continue
         try:
-            move = lifecycle.order_assign(order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate", locked=order)
+            move = lifecycle.order_assign(
+                order_id=order_id, driver_id=driver.pk, actor=SYSTEM, now=now, reason="best_candidate", locked=order, wait_for_driver=False
+            )
         except OverCapacity:
             trace.considered(driver, "skipped", "at_capacity")
             continue
         except DriverUnavailable:
             trace.considered(driver, "skipped", "deactivated")
+            continue
+        except DriverBusy:
+            trace.considered(driver, "skipped", "in_another_decision")
             continue
         except IllegalTransition:
             return None  # someone else (another worker, ops) moved the order first
