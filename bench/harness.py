@@ -17,7 +17,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dispatch")
-BENCH_DB = "dispatch_bench"
+# The scratch database is named after the one DATABASE_URL names (dispatch -> dispatch_bench), so
+# engineers who point the benchmarks at databases of their own never drop each other's.
+BENCH_DB = os.environ.get("BENCH_DATABASE_NAME") or BASE_URL.rsplit("/", 1)[1].split("?", 1)[0] + "_bench"
 
 
 def bench_database_url() -> str:
