@@ -19,6 +19,7 @@ from django_guid import set_guid
 from rest_framework import serializers
 
 from availability import services as availability
+from dispatch import layer_outbox
 from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
@@ -78,6 +79,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
     driver: Driver | None = None
 
     async def connect(self) -> None:
+        layer_outbox.server_loop_adopt()
         self.driver = None
         self.is_closing = False
         self.token_key = ""
