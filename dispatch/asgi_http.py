@@ -5,8 +5,9 @@ Django's own handler runs the middleware chain in async mode, where every sync p
 trip from the event loop to a thread and back: the request_started signal, each hook of each
 middleware (Django's own middlewares are "async-capable", but in async mode each of their
 hooks is still a sync_to_async call), the view, and the response's close. That was 17 trips
-per request here, and a fresh thread per request that was started and joined: measured, a
-bare signed insert took 6.7 ms of a server's time where the same work in one trip took 2.5.
+per request here, on a fresh thread per request that was started and joined. Measured in one
+process with both handlers taking turns, a bare signed insert 8 at a time: 8.8 ms of the
+server's time per request with Django's handler, 4.7 with this one.
 
 All of the project's views are sync and every middleware it uses can run sync, so here the
 chain runs in its sync mode, in one trip to a thread together with the signal, the view and
