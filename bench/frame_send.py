@@ -30,7 +30,8 @@ def _django() -> None:
 
     django.setup()
     # The receiver keeps up, but a burst must never meet the channel's capacity (100).
-    settings.CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 1_000_000
+    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
+    layer.setdefault("CONFIG", {})["capacity"] = 1_000_000
 
 
 def _frame(n: int) -> dict[str, Any]:
