@@ -6,6 +6,7 @@ every write of a driver's presence: availability, heartbeats, position, open soc
 socket and the REST API call the same service for the same frame.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -201,3 +202,25 @@ def drop_stale_sockets_due(*, now: datetime | None = None, limit: int = 5000) ->
     stale = DriverSocket.objects.filter(seen_at__lt=stale_before).order_by("seen_at").values("pk")[:limit]
     deleted, _ = DriverSocket.objects.filter(pk__in=stale).delete()
     return deleted
+
+
+# Sockets refreshed per statement by the process-wide socket timer (offers/socket_watch.py).
+SOCKETS_SEEN_CHUNK = 1000
+
+
+def driver_sockets_seen(*, sockets: Sequence[tuple[int, str]], now: datetime | None = None) -> set[str]:
+    """The server still holds these (driver id, channel name) sockets: refresh their presence
+    rows. A socket whose row is gone (a sweep dropped it while this process or the database
+    stalled) goes through `driver_socket_seen`, which writes it again or finds it has no place.
+
+    Returns the channel names of the sockets that have no place any more (they close)."""
+    now = now or timezone.now()
+    driver_of = {channel_name: driver_id for driver_id, channel_name in sockets}
+    names = list(driver_of)
+    missing: list[str] = []
+    for start in range(0, len(names), SOCKETS_SEEN_CHUNK):
+        chunk = names[start : start + SOCKETS_SEEN_CHUNK]
+        if DriverSocket.objects.filter(channel_name__in=chunk).update(seen_at=now) < len(chunk):
+            present = set(DriverSocket.objects.filter(channel_name__in=chunk).values_list("channel_name", flat=True))
+            missing += [name for name in chunk if name not in present]
+    return {name for name in missing if not driver_socket_seen(driver_id=driver_of[name], channel_name=name, now=now)}

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = [
     "intake",
+    "frame_send",
     "offer_latency",
     "accept_race",
     "idle_sockets",

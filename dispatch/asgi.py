@@ -1,17 +1,20 @@
-"""ASGI entry point: HTTP through Django, the driver socket through Channels."""
+"""ASGI entry point: HTTP through Django (in one trip to a thread per request, see
+dispatch/asgi_http.py), the driver socket through Channels."""
 
 import os
 
+import django
 from channels.routing import ProtocolTypeRouter, URLRouter
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dispatch.settings")
-
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from django.urls import path  # noqa: E402  (after Django is set up)
 
+from dispatch.asgi_http import OneHopASGIHandler  # noqa: E402
 from offers.consumers import DriverConsumer  # noqa: E402
+
+django_asgi_app = OneHopASGIHandler()
 
 application = ProtocolTypeRouter(
     {

@@ -135,6 +135,12 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Sync code (views, tasks, sweeps) hands its messages to an outbox that one event loop per
+# process sends in batches (dispatch/layer_outbox.py): a batch Redis has not taken after this
+# long is given up and logged (the caller never waits for it), and an outbox holding this many
+# messages drops new ones. A message is a hint; the database is the truth.
+DISPATCH_LAYER_SEND_TIMEOUT_S = env.float("DISPATCH_LAYER_SEND_TIMEOUT_S", default=2.0)
+DISPATCH_LAYER_OUTBOX_MAX = env.int("DISPATCH_LAYER_OUTBOX_MAX", default=10_000)
 
 # --- Celery -------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")

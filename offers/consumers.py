@@ -19,6 +19,7 @@ from django_guid import set_guid
 from rest_framework import serializers
 
 from availability import services as availability
+from dispatch import layer_outbox
 from dispatch.errors import DispatchError, InvalidInput
 from dispatch.models import Driver
 from dispatch.services import driver_actor
@@ -28,6 +29,7 @@ from offers.frame_budget import FrameBudget
 from offers.frames import ack_frame, error_frame
 from offers.inputs import AppVersionSerializer, AuthSerializer, AvailabilitySerializer, DeclineFrameSerializer, LocationSerializer, OfferAnswerSerializer
 from offers.notify import driver_group
+from offers.socket_watch import socket_watch_add, socket_watch_discard
 from usecases import drivers as driver_usecases
 from usecases import offers as offer_usecases
 
@@ -77,15 +79,18 @@ def _with_live_credentials(key: str, user_id: int, call: Callable[..., Any], kwa
 
 
 class DriverConsumer(AsyncWebsocketConsumer):
+    """One driver socket. Once authenticated it holds no task or timer of ours: the process's
+    socket timer (offers/socket_watch.py) vouches for it and re-checks its credentials."""
+
     driver: Driver | None = None
 
     async def connect(self) -> None:
+        layer_outbox.server_loop_adopt()
         self.driver = None
         self.is_closing = False
         self.token_key = ""
         self.frame_budget = FrameBudget(settings.DISPATCH_SOCKET_FRAMES_PER_S, settings.DISPATCH_SOCKET_FRAME_BURST)
-        self.auth_deadline: asyncio.Task[None] | None = None
-        self.credentials_watch: asyncio.Task[None] | None = None
+        self.auth_deadline: asyncio.TimerHandle | None = None
         await self.accept()
         token = _token_from_authorization(_header(self.scope, b"authorization"))
         try:
@@ -97,11 +102,14 @@ class DriverConsumer(AsyncWebsocketConsumer):
             logger.exception("driver socket: authentication from the upgrade request failed")
             await self._send(error_frame(None, "internal_error", "The server could not authenticate this socket; send an auth frame."))
         if self.driver is None and not self.is_closing:
-            self.auth_deadline = asyncio.ensure_future(self._close_unless_authenticated())
+            # A timer, not a task: no coroutine is held while the socket waits.
+            self.auth_deadline = asyncio.get_running_loop().call_later(settings.DISPATCH_SOCKET_AUTH_TIMEOUT_S, self._auth_deadline_passed)
+
+    def _auth_deadline_passed(self) -> None:
+        self.auth_closing = asyncio.ensure_future(self._close_unless_authenticated())
 
     async def _close_unless_authenticated(self) -> None:
-        await asyncio.sleep(settings.DISPATCH_SOCKET_AUTH_TIMEOUT_S)
-        if self.driver is None:
+        if self.driver is None and not self.is_closing:
             await self._send(error_frame(None, "unauthenticated", "Send an auth frame with your API token first."))
             await self._close(CLOSE_UNAUTHENTICATED)
 
@@ -109,20 +117,16 @@ class DriverConsumer(AsyncWebsocketConsumer):
         self.is_closing = True
         await self.close(code=code)
 
-    async def _watch_credentials(self) -> None:
-        """Each interval: vouch for this socket's presence row, and close the socket if its
-        token or user was revoked, even if it sends nothing (a revocation also pokes the socket
-        at once: `driver_credentials_changed`)."""
+    @property
+    def watched(self) -> tuple[str, int, str, int]:
+        """What the process's socket timer checks for this socket: channel, driver, token, user."""
         assert self.driver is not None
-        while not self.is_closing:
-            await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
-            try:
-                if not await database_sync_to_async(availability.driver_socket_seen)(driver_id=self.driver.pk, channel_name=self.channel_name):
-                    await self.socket_replaced({})
-                    return
-                await self._close_if_revoked()
-            except Exception:  # the database blinked: keep the socket, try again next tick
-                logger.exception("driver socket: the presence and credentials check failed")
+        return self.channel_name, self.driver.pk, self.token_key, self.driver.user_id
+
+    async def credentials_revoked(self) -> None:
+        """The socket timer found this socket's token or user revoked (a revocation also pokes
+        the socket at once: `driver_credentials_changed`)."""
+        await self._revoke(None)
 
     async def _close_if_revoked(self) -> None:
         assert self.driver is not None
@@ -153,10 +157,10 @@ class DriverConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.is_closing = True
-        for task in (self.auth_deadline, self.credentials_watch):
-            if task:
-                task.cancel()
+        if self.auth_deadline:
+            self.auth_deadline.cancel()
         if self.driver is not None:
+            socket_watch_discard(self)
             await self.channel_layer.group_discard(driver_group(self.driver.pk), self.channel_name)
             await database_sync_to_async(availability.driver_socket_closed)(channel_name=self.channel_name)
 
@@ -183,7 +187,7 @@ class DriverConsumer(AsyncWebsocketConsumer):
         self.driver, self.token_key = driver, token
         if self.auth_deadline:
             self.auth_deadline.cancel()
-        self.credentials_watch = asyncio.ensure_future(self._watch_credentials())
+        socket_watch_add(self)
         if message_id is not None:
             await self._send(ack_frame(message_id, driver_id=self.driver.pk))
         for frame in opened.frames:

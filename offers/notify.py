@@ -4,20 +4,14 @@ The database is the truth; a frame is a hint. A driver who reconnects is sent th
 offer and active orders again, so a lost frame costs nothing but a little time.
 """
 
-import asyncio
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
+from dispatch import layer_outbox
 from offers.frames import offer_frame, offer_result_frame, offer_withdrawn_frame, order_taken_back_frame
 from offers.models import Offer
-
-logger = logging.getLogger(__name__)
 
 
 def driver_group(driver_id: int) -> str:
@@ -59,13 +53,8 @@ def driver_credentials_changed_send(*, user_id: int) -> None:
     from dispatch.models import Driver
 
     driver_id = Driver.objects.filter(user_id=user_id).values_list("pk", flat=True).first()
-    layer = get_channel_layer()
-    if driver_id is None or layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(driver_group(driver_id), {"type": "driver.credentials_changed"})
-    except Exception:  # the timer closes the socket anyway
-        logger.exception("could not tell driver %s's sockets to check their credentials", driver_id)
+    if driver_id is not None:  # if the word is lost, the timer closes the socket anyway
+        layer_outbox.group_send(driver_group(driver_id), {"type": "driver.credentials_changed"})
 
 
 BATCH_MAX_FRAMES = 50
@@ -75,10 +64,11 @@ _batch: ContextVar[list[tuple[int, dict[str, Any]]] | None] = ContextVar("driver
 
 @contextmanager
 def driver_frames_batched() -> Iterator[None]:
-    """Send the frames made inside the block in one trip to the channel layer at its end.
+    """Hand the frames made inside the block to the channel layer together at its end (and
+    every BATCH_MAX_FRAMES), so that they go out in one batch.
 
-    Crossing from sync to async code costs about 2 ms a time; a sweep that lapses a thousand
-    offers pays it once instead of a thousand times.
+    Frames made outside a block are batched too when they come faster than Redis answers
+    (see dispatch.layer_outbox); a block makes a sweep's frames one batch for certain.
     """
     frames: list[tuple[int, dict[str, Any]]] = []
     token = _batch.set(frames)
@@ -91,6 +81,7 @@ def driver_frames_batched() -> Iterator[None]:
 
 
 def driver_frame_send(driver_id: int, frame: dict[str, Any]) -> None:
+    """Send a frame to the driver's sockets, soon: the caller does not wait for it."""
     pending = _batch.get()
     if pending is None:
         _send_now([(driver_id, frame)])
@@ -102,20 +93,4 @@ def driver_frame_send(driver_id: int, frame: dict[str, Any]) -> None:
 
 
 def _send_now(frames: list[tuple[int, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-
-    async def send_all() -> None:
-        results = await asyncio.gather(
-            *(layer.group_send(driver_group(driver_id), {"type": "driver.frame", "frame": frame}) for driver_id, frame in frames),
-            return_exceptions=True,
-        )
-        for (driver_id, frame), result in zip(frames, results, strict=True):
-            if isinstance(result, Exception):
-                logger.error("could not send a %s frame to driver %s: %r", frame.get("type"), driver_id, result)
-
-    try:
-        async_to_sync(send_all)()
-    except Exception:  # a frame is a hint: never let the layer fail the caller
-        logger.exception("could not send %s driver frame(s)", len(frames))
+    layer_outbox.group_send_all([(driver_group(driver_id), {"type": "driver.frame", "frame": frame}) for driver_id, frame in frames])

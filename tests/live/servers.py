@@ -56,6 +56,8 @@ def uvicorn_servers(count=1, extra_env=None):
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--ws",
+                "websockets-sansio",
                 "--ws-per-message-deflate",
                 "false",
                 "--ws-max-size",

@@ -69,7 +69,21 @@ class Shape:
         self.urls[name] = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "uvicorn", "dispatch.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
         self._start(
-            name, [*argv, "--ws-per-message-deflate", "false", "--ws-max-size", "65536", "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+            name,
+            [
+                *argv,
+                "--ws",
+                "websockets-sansio",
+                "--ws-per-message-deflate",
+                "false",
+                "--ws-max-size",
+                "65536",
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
         )
 
     def start_worker(self, name):

@@ -70,7 +70,9 @@ class Command(BaseCommand):
         beat.start()
         self.stdout.write("Embedded mode: SQLite, in-process channel layer, worker and beat in this process.")
         ws_max_size = settings.DISPATCH_WS_MAX_MESSAGE_BYTES
-        config = uvicorn.Config(ASGI_APP, host=host, port=port, ws_per_message_deflate=False, ws_max_size=ws_max_size, lifespan="off", log_level="warning")
+        config = uvicorn.Config(
+            ASGI_APP, host=host, port=port, ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=ws_max_size, lifespan="off", log_level="warning"
+        )
         try:
             uvicorn.Server(config).run()
         finally:
@@ -85,7 +87,7 @@ class Command(BaseCommand):
         commands = {
             "asgi": [
                 *(python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--lifespan", "off"),
-                *("--ws-per-message-deflate", "false", "--ws-max-size", str(settings.DISPATCH_WS_MAX_MESSAGE_BYTES)),
+                *("--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", str(settings.DISPATCH_WS_MAX_MESSAGE_BYTES)),
             ],
             "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
