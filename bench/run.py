@@ -21,6 +21,7 @@ BENCHMARKS = [
     "lifecycle",
     "candidate_search",
     "zone_lookup",
+    "scale_out",
 ]
 
 
