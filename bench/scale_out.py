@@ -18,6 +18,7 @@ generator and other people's work, the gain may be small, and it is reported as 
 """
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -185,21 +186,21 @@ def lifecycle_lanes(count: int) -> list[dict[str, Any]]:
 
     actor = Actor.system("bench")
     lanes = []
-    for n in range(count):
+    for _ in range(count):
         tag = uuid.uuid4().hex[:8]
         channel, _ = shop_channel_register(
             token=f"life-{tag}", name=f"Life {tag}", webhook_secret=f"life-secret-{tag}-0123", pickup_lat=52.5, pickup_lon=13.4, actor=actor
         )
-        prefix = f"9{len(lanes_made) + n:03d}"
-        lanes_made.append(prefix)
+        lane_number = next(lane_numbers)
+        prefix = f"9{lane_number:03d}"
         Zone.objects.create(name=f"Life {tag}", slug=f"life-{tag}", postal_code_prefixes=[prefix])
-        driver, _ = driver_create(name=f"Life {tag}", phone=f"+4990{len(lanes_made):05d}", zone_slugs=[f"life-{tag}"], capacity=50, actor=actor)
+        driver, _ = driver_create(name=f"Life {tag}", phone=f"+4990{lane_number:05d}", zone_slugs=[f"life-{tag}"], capacity=50, actor=actor)
         Driver.objects.filter(pk=driver.pk).update(availability="available", v2_connected_at=timezone.now(), app_version="2.3.0")
         lanes.append({"channel_id": channel.pk, "driver_id": driver.pk, "postal_code": f"{prefix}5", "cycles": CYCLES_PER_WORKER})
     return lanes
 
 
-lanes_made: list[str] = []
+lane_numbers = itertools.count()  # each lane's zone has a postal prefix of its own
 
 
 def lifecycle_scaling() -> dict[str, Any]:
