@@ -137,12 +137,12 @@ def run() -> dict[str, Any]:
         "lifecycle_statements": sum(row["statements"] for row in per_step.values()),
         "baseline": {"bare_compare_and_set_with_audit_cpu_ms": bare_ms},
         "ratio": {"lifecycle_over_bare_change": total_ms / bare_ms},
-        "target": {"lifecycle_cpu_ms_at_most": TARGET_CPU_MS, "passed": total_ms <= TARGET_CPU_MS},
+        "target": {"lifecycle_cpu_ms_at_most": TARGET_CPU_MS, "lifecycle_cpu_ms": total_ms, "passed": total_ms <= TARGET_CPU_MS},
     }
     write_result("lifecycle", report)
     print(f"order lifecycle, {CYCLES} cycles (CPU of this process, median per step; statements sent)")
     for step, row in per_step.items():
         print(f"  {step:<18} {row['cpu_ms_p50']:6.2f} ms  {row['statements']:3d} statements")
-    print(f"  whole lifecycle    {total_ms:6.2f} ms  (target <= {TARGET_CPU_MS} ms: {'met' if total_ms <= TARGET_CPU_MS else 'NOT met'})")
+    print(f"  whole lifecycle    {total_ms:6.2f} ms  (target <= {TARGET_CPU_MS} ms: {'PASS' if total_ms <= TARGET_CPU_MS else 'FAIL'})")
     print(f"  bare compare-and-set + audit insert: {bare_ms:.3f} ms; lifecycle = x{total_ms / bare_ms:.0f}")
     return report

@@ -23,6 +23,7 @@ BENCHMARKS = [
     "decision_trace",
     "candidate_search",
     "zone_lookup",
+    "scale_out",
 ]
 
 
