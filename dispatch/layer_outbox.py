@@ -5,8 +5,9 @@ batches by one long-lived event loop instead of a new one per message.
 sweep) made a thread, an event loop and a Redis connection for every message: 3.6-4.7 ms
 each. Here a sync caller only appends to an outbox and returns; the loop that owns the layer
 takes everything waiting in one go and sends it in one batch (two round trips to Redis
-whatever its size, see `dispatch.channel_layers`), so a burst of frames made after one
-commit goes out together while the caller carries on.
+whatever its size, see `dispatch.channel_layers`): messages that come faster than Redis
+answers share a batch, and a burst handed over at once (offers.notify.driver_frames_batched)
+is one batch.
 
 Which loop sends:
 - in a thread that asgiref runs for an event loop (a view on the ASGI server, a consumer's

@@ -68,7 +68,10 @@ def driver_frames_batched() -> Iterator[None]:
     every BATCH_MAX_FRAMES), so that they go out in one batch.
 
     Frames made outside a block are batched too when they come faster than Redis answers
-    (see dispatch.layer_outbox); a block makes a sweep's frames one batch for certain.
+    (see dispatch.layer_outbox); a block makes a sweep's frames one batch for certain. Around
+    a transaction (`with driver_frames_batched(), transaction.atomic(): ...`) it makes the
+    frames of all its on-commit callbacks one batch: callbacks that each read the database
+    before sending otherwise go out two or three to a batch.
     """
     frames: list[tuple[int, dict[str, Any]]] = []
     token = _batch.set(frames)

@@ -57,6 +57,8 @@ async def _tick_while_sockets(watch: _Watch) -> None:
     while watch.sockets:
         await asyncio.sleep(settings.DISPATCH_SOCKET_CREDENTIALS_RECHECK_S)
         consumers = list(watch.sockets.values())
+        if not consumers:
+            break
         try:
             replaced, revoked = await database_sync_to_async(_sockets_check)([consumer.watched for consumer in consumers])
         except Exception:  # the database blinked: keep the sockets, try again next tick

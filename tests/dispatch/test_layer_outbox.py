@@ -104,6 +104,29 @@ def test_a_burst_handed_over_together_goes_out_in_one_batch(listening, batches):
     assert sorted(message["frame"]["offer_id"] for message in _receive_all(layer, channel, 100)) == list(range(100))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_frames_of_a_transactions_on_commit_callbacks_go_in_one_batch_when_it_is_wrapped(listening, batches):
+    # given a transaction that withdraws 40 offers, each callback reading the database first
+    from django.db import transaction
+
+    from dispatch.models import Driver
+
+    layer, channel = listening
+
+    def withdrawn(n):
+        Driver.objects.filter(pk=n).exists()
+        driver_frame_send(801, {"type": "offer_withdrawn", "offer_id": n, "reason": "switched_off"})
+
+    # when it commits inside driver_frames_batched
+    with driver_frames_batched(), transaction.atomic():
+        for n in range(40):
+            transaction.on_commit(lambda n=n: withdrawn(n))
+    assert layer_outbox.flush(timeout_s=5)
+    # then its frames went to the layer in one batch, in order
+    assert [len(batch) for batch in batches] == [40]
+    assert [m["frame"]["offer_id"] for m in _receive_all(layer, channel, 40)] == list(range(40))
+
+
 def test_frames_made_while_a_batch_is_on_its_way_go_in_the_next_one(listening, batches, monkeypatch):
     # given the layer slow to answer (a batch takes 50 ms)
     layer, channel = listening
