@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from dispatch.geometry import GreatCircleDistance, bounding_box
@@ -46,7 +46,7 @@ def candidate_drivers(
     pickup_lat: float,
     pickup_lon: float,
     now: datetime | None = None,
-    exclude: Iterable[Collection[int] | QuerySet[Any]] = (),
+    exclude: Iterable[Collection[int] | QuerySet[Any] | Exists] = (),
     *,
     limit: int | None = None,
 ) -> list[Driver]:
@@ -70,8 +70,8 @@ def candidate_drivers(
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S)
     candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"), user__is_active=True)
-    for excluded_ids in exclude:  # ids or subqueries of ids: excluded in the database
-        candidates = candidates.exclude(pk__in=excluded_ids)
+    for excluded in exclude:  # ids, subqueries of ids, or a condition on the driver: excluded in the database
+        candidates = candidates.exclude(excluded) if isinstance(excluded, Exists) else candidates.exclude(pk__in=excluded)
     candidates = candidates.only("pk", "name", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
     has_fresh_position = Q(last_lat__isnull=False, last_lon__isnull=False, last_position_at__gte=fresh_after)
     distance = GreatCircleDistance(pickup_lat, pickup_lon, "last_lat", "last_lon")

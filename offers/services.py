@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
@@ -51,17 +51,18 @@ def order_has_pending_offer(order_id: int) -> bool:
     return Offer.objects.filter(order_id=order_id, state=P).exists()
 
 
-def drivers_not_to_offer(order_id: int) -> QuerySet[Offer, Any]:
-    """Drivers who declined or let this order's offer lapse, and drivers busy with another offer.
-
-    A subquery, not a list: the candidate query excludes them in the database, without
-    reading every pending offer of the system into memory at each decision."""
-    return Offer.objects.filter(Q(order_id=order_id, state__in=Offer.MISSED_STATES) | Q(state=P)).values("driver_id")
+def drivers_who_missed(order_id: int) -> QuerySet[Offer, Any]:
+    """Drivers who declined or let this order's offer lapse: a subquery over the order's own
+    offers, which the candidate query excludes in the database."""
+    return Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).values("driver_id")
 
 
-def drivers_with_pending_offer() -> QuerySet[Offer, Any]:
-    """Drivers considering an offer right now (a subquery, as above)."""
-    return Offer.objects.filter(state=P).values("driver_id")
+def driver_has_pending_offer() -> Exists:
+    """Whether a candidate is considering an offer right now, asked of each candidate row
+    through the one-pending-offer-per-driver index. Not `NOT IN (every pending offer)`: that
+    read all the system's pending offers at each decision, so an expiry sweep over 10,000 due
+    offers grew quadratic (bench/expiry_sweep.py)."""
+    return Exists(Offer.objects.filter(driver_id=OuterRef("pk"), state=P))
 
 
 def _offer_audit_entry(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
 from audit.actors import SYSTEM
@@ -55,11 +55,9 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     fanout = order.zone.offer_fanout
     # Not the drivers who declined it or let it lapse, who are considering another offer, or
     # who lost this order by reassignment: excluded in the database.
-    excluded: list[QuerySet[Any, Any]]
-    if fresh:
-        excluded = [offer_services.drivers_with_pending_offer()]
-    else:
-        excluded = [offer_services.drivers_not_to_offer(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
+    excluded: list[QuerySet[Any, Any] | Exists] = [offer_services.driver_has_pending_offer()]
+    if not fresh:
+        excluded += [offer_services.drivers_who_missed(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
     if not fresh:
         trace.passed_over(order_id)
     why_no_offer = offer_services.offer_decider()
@@ -112,7 +110,7 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     return None
 
 
-def _candidates(order: Order, now: datetime, excluded: list[QuerySet[Any, Any]], *, window: int, is_done: Callable[[], bool]) -> Iterator[Driver]:
+def _candidates(order: Order, now: datetime, excluded: list[QuerySet[Any, Any] | Exists], *, window: int, is_done: Callable[[], bool]) -> Iterator[Driver]:
     """The zone's candidates best first, a window at a time: the next window is read only
     when a whole window went by without an offer or an assignment (everyone in it raced into
     another offer, filled up or was deactivated meanwhile)."""
