@@ -58,7 +58,6 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     excluded: list[QuerySet[Any, Any] | Exists] = [offer_services.driver_has_pending_offer()]
     if not fresh:
         excluded += [offer_services.drivers_who_missed(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
-    if not fresh:
         trace.passed_over(order_id)
     why_no_offer = offer_services.offer_decider()
     for driver in _candidates(order, now, excluded, window=fanout + TRACE_EXTRA_CANDIDATES, is_done=lambda: trace.offered > 0):
