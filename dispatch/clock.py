@@ -10,8 +10,14 @@ def database_now() -> datetime:
     """`now()` of the database, as an aware datetime (the embedded SQLite answers in UTC)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT CURRENT_TIMESTAMP")
-        value = cursor.fetchone()[0]
+        return database_datetime(cursor.fetchone()[0])
+
+
+def database_datetime(value: datetime | str) -> datetime:
+    """A timestamp as raw SQL returns it, as an aware datetime: the embedded SQLite answers
+    with text in UTC, PostgreSQL with a datetime."""
     if isinstance(value, str):
-        value = parse_datetime(value)
-        assert value is not None
+        parsed = parse_datetime(value)
+        assert parsed is not None
+        value = parsed
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -9,16 +9,16 @@ offer it to the next driver) is composed above, in `usecases.offers`.
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
-from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record, audit_record_many
 from dispatch.after_commit import after_commit
+from dispatch.clock import database_datetime
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
@@ -172,17 +172,7 @@ def _pending_offers_end(where: str, params: list[Any], *, to: str, withdrawn_rea
             "RETURNING id, order_id, driver_id, created_at",
             [to, withdrawn_reason, now, P, *params],
         )
-        return [(row[0], row[1], row[2], _aware(row[3])) for row in cursor.fetchall()]
-
-
-def _aware(value: Any) -> datetime:
-    from django.utils.dateparse import parse_datetime
-
-    if isinstance(value, str):  # the embedded SQLite answers with text
-        parsed = parse_datetime(value)
-        assert parsed is not None
-        value = parsed
-    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+        return [(row[0], row[1], row[2], database_datetime(row[3])) for row in cursor.fetchall()]
 
 
 def _offers_ended(ended: list[tuple[int, int, int, datetime]], orders: dict[int, Order], *, kind: str, state: str, now: datetime, reason: str = "") -> None:
