@@ -22,7 +22,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from bench.harness import prepare_database, write_result
+from bench.harness import prepare_database, waiting_orders_create, write_result
 
 RACERS = int(os.environ.get("BENCH_RACERS", "100"))
 RACE_ROUNDS = int(os.environ.get("BENCH_RACE_ROUNDS", "20"))
@@ -169,32 +169,13 @@ def race_one_order(channel: Any) -> dict[str, Any]:
 def accept_plans(channel: Any, zone: Any, count: int) -> list[list[tuple[int, Any]]]:
     """For each thread, `count` pending offers, each on an order of its own and to a driver of
     its own (as dispatch leaves them: the order received, one pending offer), made in bulk."""
-    from dispatch.models import Order
     from offers.models import Offer
 
     now = time_now()
     plans = []
     for i in range(THREADS):
         drivers = drivers_create(zone, f"lane{i}-{uuid.uuid4().hex[:6]}", count)
-        orders = Order.objects.bulk_create(
-            [
-                Order(
-                    channel=channel,
-                    vendure_order_id=uuid.uuid4().hex,
-                    code="ACCEPT",
-                    zone=zone,
-                    pickup_lat=52.5,
-                    pickup_lon=13.4,
-                    total_minor=1,
-                    delivery_fee_minor=1,
-                    currency="EUR",
-                    status="received",
-                    status_changed_at=now,
-                    received_at=now,
-                )
-                for _ in range(count)
-            ]
-        )
+        orders = waiting_orders_create(channel, zone, count, now, status="received", code="ACCEPT")
         offers = Offer.objects.bulk_create(
             [
                 Offer(order=o, driver=d, state="pending", created_at=now, expires_at=now + timedelta(hours=1), distance_m=100)

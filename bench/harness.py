@@ -126,8 +126,9 @@ def write_result(name: str, report: dict[str, Any]) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
-def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any) -> list[Any]:
-    """`count` orders of the zone waiting for a driver since `since`, made in one bulk insert."""
+def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any, *, status: str = "unassigned", code: str = "DUE") -> list[Any]:
+    """`count` orders of the zone waiting for a driver since `since` (`status`: unassigned, or
+    received as dispatch leaves an order it offered), made in one bulk insert."""
     import uuid
 
     from dispatch.models import Order
@@ -136,14 +137,14 @@ def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any) -> li
         Order(
             channel=channel,
             vendure_order_id=uuid.uuid4().hex,
-            code="DUE",
+            code=code,
             zone=zone,
             pickup_lat=52.5,
             pickup_lon=13.4,
             total_minor=1,
             delivery_fee_minor=1,
             currency="EUR",
-            status="unassigned",
+            status=status,
             status_changed_at=since,
             received_at=since,
         )
