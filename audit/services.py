@@ -10,6 +10,7 @@ from django_guid import get_guid, set_guid
 from audit.actors import Actor
 from audit.models import AuditEvent
 from dispatch.after_commit import after_commit
+from dispatch.rows import rows_insert
 
 # Every recorded change is also a log line (JSON, with the correlation id), so the logs of a
 # request, socket message or task tell the same story as the trail.
@@ -85,7 +86,7 @@ def audit_record(kind: str, **fields: Any) -> AuditEvent:
     Fields: actor, subject_type, subject_id, and optionally order_id, order_code, driver_id,
     zone_id, before, after, data."""
     event = _event(kind, **fields)
-    event.save(force_insert=True)
+    rows_insert([event])
     _log_after_commit([event])
     return event
 
@@ -94,7 +95,8 @@ def audit_record_many(entries: list[dict[str, Any]]) -> list[AuditEvent]:
     """Append several events in one INSERT (each entry: `kind` and the fields of
     `audit_record`), for a change that moves many rows at once, such as the rival offers an
     accept withdraws."""
-    events = AuditEvent.objects.bulk_create([_event(**entry) for entry in entries])
+    events = [_event(**entry) for entry in entries]
+    rows_insert(events)
     if events:
         _log_after_commit(events)
     return events

@@ -15,15 +15,19 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.transaction import TransactionManagementError
 
 from dispatch.errors import NotFound
-from dispatch.models import Driver, Order
+from dispatch.models import Driver, Order, Zone
+from dispatch.rows import columns_count, columns_sql, instance_from_row
+
+_ORDERS, _ZONES = Order._meta.db_table, Zone._meta.db_table
 
 
 def order_lock(order_id: int, *, skip_locked: bool = False) -> Order | None:
     """Lock one order's row and read it; None when it does not exist (or, with skip_locked,
     when another transaction holds it)."""
-    return Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("zone").filter(pk=order_id).first()
+    return next(iter(_orders_lock_read([order_id], skip_locked=skip_locked)), None)
 
 
 def order_locked(order_id: int) -> Order:
@@ -37,8 +41,37 @@ def order_locked(order_id: int) -> Order:
 def orders_lock(order_ids: Iterable[int], *, skip_locked: bool = False) -> dict[int, Order]:
     """Lock several orders' rows in primary-key order and read them, by id (with skip_locked,
     those another transaction holds are left out)."""
-    queryset = Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related("zone").filter(pk__in=list(order_ids)).order_by("pk")
-    return {order.pk: order for order in queryset}
+    return {order.pk: order for order in _orders_lock_read(list(order_ids), skip_locked=skip_locked)}
+
+
+def _orders_lock_read(order_ids: list[int], *, skip_locked: bool) -> list[Order]:
+    """The orders' rows, locked in primary-key order, each with its zone.
+
+    In SQL text (`dispatch.rows`): every move of every order starts here, and the ORM's
+    queryset for it cost 1 ms of CPU against 0.13 ms for this.
+    """
+    if not order_ids:
+        return []
+    lock = ""
+    if connection.features.has_select_for_update:  # the embedded SQLite locks the whole database
+        if not connection.in_atomic_block:
+            raise TransactionManagementError("an order's lock outlives its statement only inside a transaction")
+        lock = "FOR UPDATE OF o SKIP LOCKED" if skip_locked else "FOR UPDATE OF o"
+    placeholders = ", ".join(["%s"] * len(order_ids))
+    sql = (
+        f"SELECT {columns_sql(Order, 'o')}, {columns_sql(Zone, 'z')} FROM {_ORDERS} o LEFT JOIN {_ZONES} z ON z.id = o.zone_id "  # noqa: S608 (names only)
+        f"WHERE o.id IN ({placeholders}) ORDER BY o.id {lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, order_ids)
+        rows = cursor.fetchall()
+    orders = []
+    zone_start = columns_count(Order)
+    for row in rows:
+        order = instance_from_row(Order, row)
+        order.zone = instance_from_row(Zone, row, zone_start) if order.zone_id is not None else None
+        orders.append(order)
+    return orders
 
 
 def driver_lock_unless_held(driver_id: int) -> bool:

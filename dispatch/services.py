@@ -24,7 +24,7 @@ from dispatch.errors import DriverBusy, DriverUnavailable, IllegalTransition, In
 from dispatch.locks import driver_account_lock, driver_lock_unless_held, order_lock, order_locked
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
-from dispatch.rows import row_insert_unless_conflict
+from dispatch.rows import row_insert_unless_conflict, row_update
 from observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -196,11 +196,10 @@ def order_move(
         assert to_driver_id is not None
         _capacity_take(to_driver_id, now, wait_for_driver=wait_for_driver)  # first: a refusal leaves nothing written
     # The row is locked, so the compare-and-set cannot lose; it stays the guard all the same.
-    if not Order.objects.filter(pk=order_id, status=before).update(**changes):
+    if not row_update(Order, order_id, changes, expected={"status": before}):
         raise IllegalTransition(f"order {order_id}", before, to)
     for name, value in changes.items():
-        if not hasattr(value, "resolve_expression"):
-            setattr(order, name, value)
+        setattr(order, name, value)
     if Order.frees_capacity(before, to) and driver_before is not None:
         _capacity_release(driver_before, now)
     data = dict(data or {})
@@ -286,10 +285,10 @@ def order_take_back(*, order_id: int, reason: str, actor: Actor, now: datetime, 
     the order by now, it is refused as not found. Only automatic reasons count towards the zone's limit
     of automatic reassignments. A picked-up order is refused: the driver holds the goods.
     """
-    automatic = reason in Reassignment.AUTOMATIC_REASONS
+    order = order_locked(order_id)
     fields: dict[str, Any] = {"waiting_reason": reason}
-    if automatic:
-        fields["reassign_count"] = F("reassign_count") + 1
+    if reason in Reassignment.AUTOMATIC_REASONS:
+        fields["reassign_count"] = order.reassign_count + 1  # read under the order's lock
     move = order_move(
         order_id,
         S.UNASSIGNED,
@@ -300,10 +299,9 @@ def order_take_back(*, order_id: int, reason: str, actor: Actor, now: datetime, 
         only_driver_id=driver_id,
         fields=fields,
         data={"reason": reason},
+        locked=order,
     )
     assert move.driver_before is not None
-    if automatic:
-        move.order.reassign_count += 1
     Reassignment.objects.create(order_id=order_id, driver_id=move.driver_before, reason=reason, at=now)
     metrics.order_reassigned(move.order.zone_id, reason)
     return move
