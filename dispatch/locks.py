@@ -18,10 +18,10 @@ from django.db import connection
 from django.db.transaction import TransactionManagementError
 
 from dispatch.errors import NotFound
-from dispatch.models import Driver, Order, Zone
+from dispatch.models import Driver, Order, ShopChannel, Zone
 from dispatch.rows import columns_count, columns_sql, instance_from_row
 
-_ORDERS, _ZONES = Order._meta.db_table, Zone._meta.db_table
+_ORDERS, _CHANNELS, _ZONES = Order._meta.db_table, ShopChannel._meta.db_table, Zone._meta.db_table
 
 
 def order_lock(order_id: int, *, skip_locked: bool = False) -> Order | None:
@@ -45,7 +45,8 @@ def orders_lock(order_ids: Iterable[int], *, skip_locked: bool = False) -> dict[
 
 
 def _orders_lock_read(order_ids: list[int], *, skip_locked: bool) -> list[Order]:
-    """The orders' rows, locked in primary-key order, each with its zone.
+    """The orders' rows, locked in primary-key order, each with its shop and zone (what the
+    frames about it show, and what dispatching it reads).
 
     In SQL text (`dispatch.rows`): every move of every order starts here, and the ORM's
     queryset for it cost 1 ms of CPU against 0.13 ms for this.
@@ -59,16 +60,19 @@ def _orders_lock_read(order_ids: list[int], *, skip_locked: bool) -> list[Order]
         lock = "FOR UPDATE OF o SKIP LOCKED" if skip_locked else "FOR UPDATE OF o"
     placeholders = ", ".join(["%s"] * len(order_ids))
     sql = (
-        f"SELECT {columns_sql(Order, 'o')}, {columns_sql(Zone, 'z')} FROM {_ORDERS} o LEFT JOIN {_ZONES} z ON z.id = o.zone_id "  # noqa: S608 (names only)
+        f"SELECT {columns_sql(Order, 'o')}, {columns_sql(ShopChannel, 'c')}, {columns_sql(Zone, 'z')} "  # noqa: S608 (names only)
+        f"FROM {_ORDERS} o JOIN {_CHANNELS} c ON c.id = o.channel_id LEFT JOIN {_ZONES} z ON z.id = o.zone_id "
         f"WHERE o.id IN ({placeholders}) ORDER BY o.id {lock}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, order_ids)
         rows = cursor.fetchall()
     orders = []
-    zone_start = columns_count(Order)
+    channel_start = columns_count(Order)
+    zone_start = channel_start + columns_count(ShopChannel)
     for row in rows:
         order = instance_from_row(Order, row)
+        order.channel = instance_from_row(ShopChannel, row, channel_start)
         order.zone = instance_from_row(Zone, row, zone_start) if order.zone_id is not None else None
         orders.append(order)
     return orders

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import Field, Model
-from django.db.models.constants import OnConflict
 
 M = TypeVar("M", bound=Model)
 
@@ -29,18 +28,19 @@ _PARAMETERS_PER_STATEMENT = 30_000
 def row_insert_unless_conflict(instance: Model) -> bool:
     """Insert the instance unless a unique constraint or index already holds its like; True
     (and its primary key set) when it went in. Runs in the caller's transaction."""
-    meta = instance._meta
-    pk_field = meta.pk
-    assert pk_field is not None
     fields = _insert_fields(type(instance))
     for field in fields:
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             setattr(instance, field.attname, field.pre_save(instance, True))
-    manager: Any = type(instance)._base_manager
-    rows = manager._insert([instance], fields=fields, returning_fields=[pk_field], on_conflict=OnConflict.IGNORE)
-    if not rows or rows[0] is None:
+    head, one_row, tail = _insert_sql(type(instance), connection.vendor)
+    params = [field.get_db_prep_save(getattr(instance, field.attname), connection=connection) for field in fields]
+    with connection.cursor() as cursor:
+        # PostgreSQL and SQLite (3.24+) both skip a row a unique constraint refuses this way.
+        cursor.execute(f"{head}{one_row} ON CONFLICT DO NOTHING{tail}", params)
+        row = cursor.fetchone()
+    if row is None:
         return False
-    _saved(instance, rows[0][0])
+    _saved(instance, row[0])
     return True
 
 
@@ -51,9 +51,7 @@ def rows_insert(instances: Sequence[Model]) -> None:
         return
     model = type(instances[0])
     fields = _insert_fields(model)
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    head = f"INSERT INTO {_table(model)} ({', '.join(_quoted(f.column) for f in fields)}) VALUES "  # noqa: S608 (names only)
-    tail = f" RETURNING {_quoted(model._meta.pk.column)}"  # type: ignore[union-attr]
+    head, one_row, tail = _insert_sql(model, connection.vendor)
     rows_per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(fields))
     for start in range(0, len(instances), rows_per_statement):
         chunk = instances[start : start + rows_per_statement]
@@ -69,21 +67,67 @@ def rows_insert(instances: Sequence[Model]) -> None:
 def row_update(model: type[Model], pk: Any, changes: dict[str, Any], *, expected: dict[str, Any]) -> bool:
     """Compare-and-set one row: write `changes` (plain values, by field name) where the primary
     key is `pk` and each `expected` field still holds its value; True when the row changed."""
-    meta = model._meta
-    sets = [(meta.get_field(name), value) for name, value in changes.items()]
-    checks = [(meta.get_field(name), value) for name, value in expected.items()]
-    assignments = ", ".join(f"{_quoted(field.column)} = %s" for field, _ in sets)  # type: ignore[union-attr]
-    conditions = " AND ".join([f"{_quoted(meta.pk.column)} = %s", *(f"{_quoted(field.column)} = %s" for field, _ in checks)])  # type: ignore[union-attr]
-    params = [field.get_db_prep_save(value, connection=connection) for field, value in sets]  # type: ignore[union-attr]
-    params += [pk, *(field.get_db_prep_value(value, connection=connection) for field, value in checks)]  # type: ignore[union-attr]
+    sql, set_fields, check_fields = _update_sql(model, tuple(changes), tuple(expected), connection.vendor)
+    params = [field.get_db_prep_save(value, connection=connection) for field, value in zip(set_fields, changes.values(), strict=True)]
+    params += [pk, *(field.get_db_prep_value(value, connection=connection) for field, value in zip(check_fields, expected.values(), strict=True))]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_table(model)} SET {assignments} WHERE {conditions}", params)  # noqa: S608 (column names only)
+        cursor.execute(sql, params)
         return bool(cursor.rowcount)
+
+
+@cache
+def _update_sql(model: type[Model], changed: tuple[str, ...], checked: tuple[str, ...], vendor: str) -> tuple[str, list[Any], list[Any]]:
+    """The compare-and-set UPDATE for these field names, and the fields in parameter order."""
+    meta = model._meta
+    set_fields, check_fields = [meta.get_field(name) for name in changed], [meta.get_field(name) for name in checked]
+    assignments = ", ".join(f"{_quoted(field.column)} = %s" for field in set_fields)  # type: ignore[union-attr]
+    conditions = " AND ".join([f"{_quoted(meta.pk.column)} = %s", *(f"{_quoted(field.column)} = %s" for field in check_fields)])  # type: ignore[union-attr]
+    return f"UPDATE {_table(model)} SET {assignments} WHERE {conditions}", set_fields, check_fields  # noqa: S608 (names only)
+
+
+def row_ids(model: type[Model], **conditions: Any) -> list[Any]:
+    """Primary keys of the rows where each field (by name) equals its value, or is one of them
+    for a list or tuple: the question every move asks of rows that usually do not exist."""
+    shape = tuple((name, len(value) if isinstance(value, list | tuple) else None) for name, value in conditions.items())
+    if any(size == 0 for _, size in shape):
+        return []  # IN () holds for no row
+    sql, fields = _ids_sql(model, shape, connection.vendor)
+    params: list[Any] = []
+    for field, value in zip(fields, conditions.values(), strict=True):
+        params += [field.get_db_prep_value(v, connection=connection) for v in (value if isinstance(value, list | tuple) else [value])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@cache
+def _ids_sql(model: type[Model], shape: tuple[tuple[str, int | None], ...], vendor: str) -> tuple[str, list[Any]]:
+    meta = model._meta
+    fields = [meta.get_field(name) for name, _ in shape]
+    conditions = [
+        f"{_quoted(field.column)} = %s" if size is None else f"{_quoted(field.column)} IN ({', '.join(['%s'] * size)})"  # type: ignore[union-attr]
+        for field, (_, size) in zip(fields, shape, strict=True)
+    ]
+    pk_column = _quoted(meta.pk.column)  # type: ignore[union-attr]
+    return f"SELECT {pk_column} FROM {_table(model)} WHERE {' AND '.join(conditions)} ORDER BY {pk_column}", fields  # noqa: S608 (names only)
 
 
 def columns_sql(model: type[Model], alias: str) -> str:
     """The model's columns for a SELECT list, in the order `instance_from_row` reads them."""
+    return _columns_sql(model, alias, connection.vendor)
+
+
+@cache
+def _columns_sql(model: type[Model], alias: str, vendor: str) -> str:
     return ", ".join(f"{alias}.{_quoted(field.column)}" for field in _read_fields(model))
+
+
+@cache
+def _insert_sql(model: type[Model], vendor: str) -> tuple[str, str, str]:
+    """INSERT's head, one row's placeholders and the RETURNING tail, for the model's columns."""
+    fields = _insert_fields(model)
+    head = f"INSERT INTO {_table(model)} ({', '.join(_quoted(f.column) for f in fields)}) VALUES "  # noqa: S608 (names only)
+    return head, "(" + ", ".join(["%s"] * len(fields)) + ")", f" RETURNING {_quoted(model._meta.pk.column)}"  # type: ignore[union-attr]
 
 
 def columns_count(model: type[Model]) -> int:

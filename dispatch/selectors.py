@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, Exists, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, FloatField, Q, QuerySet, When
 from django.utils import timezone
 
 from dispatch.geometry import GreatCircleDistance, bounding_box
@@ -76,39 +76,46 @@ def candidate_drivers(
     has_fresh_position = Q(last_lat__isnull=False, last_lon__isnull=False, last_position_at__gte=fresh_after)
     distance = GreatCircleDistance(pickup_lat, pickup_lon, "last_lat", "last_lon")
     idle_longest_first = (F("idle_since").asc(nulls_first=True), "pk")
+    # Everyone of the zone: those with a fresh position by distance, then the others idle longest first.
+    everyone = candidates.annotate(distance_m=Case(When(has_fresh_position, then=distance), output_field=FloatField())).order_by(
+        F("distance_m").asc(nulls_last=True), *idle_longest_first
+    )
     if limit is None:
-        everyone = candidates.annotate(distance_m=Case(When(has_fresh_position, then=distance), output_field=FloatField()))
-        return list(everyone.order_by(F("distance_m").asc(nulls_last=True), *idle_longest_first))
+        return list(everyone)
     if limit == 0:
         return []
     nearest = candidates.filter(has_fresh_position).annotate(distance_m=distance).order_by("distance_m", *idle_longest_first)
-    first_box = _first_box_of_zone.get(zone.pk, 0)
-    for radius_m in CANDIDATE_SEARCH_RADII_M[first_box:]:
+    for box in range(_first_box_of_zone.get(zone.pk, 0), len(CANDIDATE_SEARCH_RADII_M)):
+        radius_m = CANDIDATE_SEARCH_RADII_M[box]
         # Every driver within radius_m is in the box: when the limit-th nearest of the box is
         # within radius_m, these are the nearest of the whole zone. Otherwise a wider box.
         found = list(nearest.filter(_box(pickup_lat, pickup_lon, radius_m))[:limit])
         if len(found) == limit and found[-1].distance_m <= radius_m:
-            _first_box_of_zone[zone.pk] = next(n for n, r in enumerate(CANDIDATE_SEARCH_RADII_M) if r >= found[-1].distance_m)
+            _first_box_of_zone[zone.pk] = _box_holding(found[-1].distance_m)
             return list(found)
-    _first_box_of_zone[zone.pk] = len(CANDIDATE_SEARCH_RADII_M) - 1
-    found = list(nearest[:limit])  # fewer than `limit` within the widest box: wherever they are
-    if len(found) < limit:
-        without_fresh_position = Q(last_lat__isnull=True) | Q(last_lon__isnull=True) | Q(last_position_at__isnull=True) | Q(last_position_at__lt=fresh_after)
-        idle = candidates.filter(without_fresh_position).annotate(distance_m=Value(None, output_field=FloatField())).order_by(*idle_longest_first)
-        found += idle[: limit - len(found)]
-    return list(found)
+    # Fewer than `limit` within the widest box: the whole zone, wherever they are.
+    anywhere = list(everyone[:limit])
+    farthest = anywhere[-1].distance_m if len(anywhere) == limit else None
+    _first_box_of_zone[zone.pk] = _box_holding(farthest) if farthest is not None else len(CANDIDATE_SEARCH_RADII_M)
+    return list(anywhere)
 
 
 # Radii of the boxes searched for the nearest drivers, smallest first: a city's dense centre is
 # answered by the first, a sparse outskirt by a later one, a zone with very few drivers with
-# a position by the last query, which looks everywhere.
+# a position by the query of the whole zone.
 CANDIDATE_SEARCH_RADII_M = (1_000.0, 4_000.0, 16_000.0)
 
-# Per process and zone, the box that would have answered the zone's last search: where its
-# next search starts, so a sparse zone is not asked its small boxes in vain every time. It
-# only decides where a search starts, never what it finds (every box holds its whole circle),
-# so a process that never saw the zone, or saw it differently, finds the same drivers.
+# Per process and zone, the box that would have answered the zone's last search (or
+# len(CANDIDATE_SEARCH_RADII_M): none, the whole zone did): where its next search starts, so
+# a sparse zone is not asked its boxes in vain every time. It only decides where a search
+# starts, never what it finds (every box holds its whole circle, and the whole zone holds
+# everyone), so a process that never saw the zone, or saw it differently, finds the same drivers.
 _first_box_of_zone: dict[int, int] = {}
+
+
+def _box_holding(distance_m: float) -> int:
+    """The smallest box whose circle holds this distance (len(radii) when none does)."""
+    return next((n for n, radius_m in enumerate(CANDIDATE_SEARCH_RADII_M) if radius_m >= distance_m), len(CANDIDATE_SEARCH_RADII_M))
 
 
 def _box(lat: float, lon: float, radius_m: float) -> Q:

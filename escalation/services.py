@@ -24,6 +24,7 @@ from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition, InvalidInput, NotFound
 from dispatch.locks import order_lock
+from dispatch.rows import row_ids
 from escalation import selectors
 from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, Notification, NotificationChannel
 from escalation.notifiers import NOTIFIERS, AlertMessage, NotifierFailed
@@ -202,7 +203,7 @@ def escalations_resolve_for_order(*, order_id: int, status: str, now: datetime) 
     """The order moved on (inside its transaction): escalations about its old status resolve."""
     moot = [trigger for trigger, statuses in selectors.APPLIES_IN.items() if status not in statuses]
     resolved = 0
-    for escalation_id in Escalation.objects.filter(order_id=order_id, state__in=Escalation.UNRESOLVED_STATES, trigger__in=moot).values_list("pk", flat=True):
+    for escalation_id in row_ids(Escalation, order_id=order_id, state=Escalation.UNRESOLVED_STATES, trigger=moot):
         _escalation_resolve_locked(escalation_id=escalation_id, actor=SYSTEM, resolution=f"order moved on: {status}", now=now)
         resolved += 1
     return resolved

@@ -32,9 +32,9 @@ def offer_frame(offer: Offer) -> dict[str, Any]:
     }
 
 
-def offer_withdrawn_frame(offer: Offer) -> dict[str, Any]:
-    reason = offer.withdrawn_reason or offer.state  # "expired" for a lapsed offer
-    return {"type": "offer_withdrawn", "offer_id": offer.pk, "reason": reason}
+def offer_withdrawn_frame(offer_id: int, reason: str) -> dict[str, Any]:
+    """The offer is gone: `reason` is why it was withdrawn, or "expired" for a lapsed offer."""
+    return {"type": "offer_withdrawn", "offer_id": offer_id, "reason": reason}
 
 
 def offer_result_frame(offer: Offer) -> dict[str, Any]:

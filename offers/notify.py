@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from dispatch import layer_outbox
-from offers.frames import offer_frame, offer_result_frame, offer_withdrawn_frame, order_taken_back_frame
+from offers.frames import offer_frame, offer_result_frame, order_taken_back_frame
 from offers.models import Offer
 
 
@@ -18,19 +18,19 @@ def driver_group(driver_id: int) -> str:
     return f"driver.{driver_id}"
 
 
-def offer_event_send(frame_type: str, offer_id: int) -> None:
-    offer = Offer.objects.select_related("order", "order__channel", "driver").get(pk=offer_id)
-    if frame_type == "offer":
-        frame = offer_frame(offer)
-    elif frame_type == "offer_result":
-        frame = offer_result_frame(offer)
-    else:
-        frame = offer_withdrawn_frame(offer)
-    driver_frame_send(offer.driver_id, frame)
-    if frame_type == "offer":
-        from offers.push import push_if_not_connected
+def offer_sent(offer: Offer) -> None:
+    """Once the offer is committed: the offer to its driver, and a push when they are not
+    connected. Built from the objects the transaction made (the offer with its order, the
+    order's shop and the driver), not read again."""
+    from offers.push import push_if_not_connected
 
-        push_if_not_connected(offer)
+    driver_frame_send(offer.driver_id, offer_frame(offer))
+    push_if_not_connected(offer)
+
+
+def offer_answered(offer: Offer) -> None:
+    """Once the answer is committed: its result to the driver (with the order, when won)."""
+    driver_frame_send(offer.driver_id, offer_result_frame(offer))
 
 
 def order_taken_back_send(*, driver_id: int, order_id: int, reason: str) -> None:

@@ -25,7 +25,9 @@ from dispatch.models import Driver, Order
 from dispatch.rows import row_insert_unless_conflict
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
+from offers.frames import offer_withdrawn_frame
 from offers.models import Offer
+from offers.notify import offer_answered, offer_sent
 from rollout.models import Feature
 
 logger = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def offer_make(*, order: Order, driver: Driver, now: datetime, audit_entries: li
     else:
         audit_entries.append(entry)
     metrics.offer_event(order.zone_id, "sent")
-    after_commit(lambda: _notify("offer", offer.pk))
+    after_commit(lambda: offer_sent(offer))
     return offer
 
 
@@ -144,10 +146,10 @@ def offer_accept(*, offer: Offer, order: Order, driver: Driver, now: datetime) -
     if not won:
         offer.refresh_from_db()
         raise _refusal(offer, now)
-    offer.state, offer.answered_at = Offer.State.ACCEPTED, now
+    offer.state, offer.answered_at, offer.order = Offer.State.ACCEPTED, now, order
     _offer_audit(offer, order, "offer.accepted", actor=Actor.driver(driver.pk, driver.name), before=P, after=Offer.State.ACCEPTED)
     metrics.offer_event(order.zone_id, "accepted", (now - offer.created_at).total_seconds())
-    after_commit(lambda: _notify("offer_result", offer.pk))
+    after_commit(lambda: offer_answered(offer))
 
 
 def offer_decline(*, offer: Offer, order: Order, driver: Driver, reason: str, now: datetime) -> None:
@@ -187,7 +189,7 @@ def _offers_ended(ended: list[tuple[int, int, int, datetime]], orders: dict[int,
     audit_record_many(entries)
     for _, order_id, _, created_at in ended:
         metrics.offer_event(orders[order_id].zone_id, state, (now - created_at).total_seconds() if state == Offer.State.EXPIRED else None)
-    frames = [(driver_id, {"type": "offer_withdrawn", "offer_id": offer_id, "reason": reason or state}) for offer_id, _, driver_id, _ in ended]
+    frames = [(driver_id, offer_withdrawn_frame(offer_id, reason or state)) for offer_id, _, driver_id, _ in ended]
     after_commit(lambda: _frames_send(frames))
 
 
@@ -230,12 +232,6 @@ def offer_take_back(*, order: Order, driver_id: int, reason: str) -> Offer | Non
     _offer_audit(offer, order, "offer.taken_back", actor=SYSTEM, before=Offer.State.ACCEPTED, after=Offer.State.TAKEN_BACK, reason=reason)
     offer.state = Offer.State.TAKEN_BACK
     return offer
-
-
-def _notify(frame_type: str, offer_id: int) -> None:
-    from offers.notify import offer_event_send
-
-    offer_event_send(frame_type, offer_id)
 
 
 def _frames_send(frames: list[tuple[int, dict[str, Any]]]) -> None:

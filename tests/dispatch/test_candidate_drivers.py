@@ -139,9 +139,27 @@ def test_near_drivers_are_found_in_one_query_and_far_ones_in_a_bounded_number(dj
         assert ranked(now, limit=5, zone=zone) == crowd[:5]
     Driver.objects.filter(pk__in=[d.pk for d in crowd]).update(last_lat=None, last_lon=None, last_position_at=None)
     lone = driver(now, at=offset(500_000))
-    # every box, then everywhere, then the drivers without a position
-    with django_assert_num_queries(len(CANDIDATE_SEARCH_RADII_M) + 2):
+    # every box, then the whole zone in one query (a position by distance, then the others)
+    with django_assert_num_queries(len(CANDIDATE_SEARCH_RADII_M) + 1):
         assert ranked(now, limit=2, zone=zone) == [lone, crowd[0]]
+
+
+def test_a_zone_answered_by_its_whole_fleet_is_searched_whole_next_time_until_drivers_come_near(django_assert_num_queries):
+    # given a zone whose available drivers have no position: the boxes find nobody
+    now = timezone.now()
+    zone = ZoneFactory()
+    unplaced = [driver(now) for _ in range(2)]
+    with django_assert_num_queries(len(CANDIDATE_SEARCH_RADII_M) + 1):
+        assert ranked(now, limit=2, zone=zone) == unplaced
+    # then the next search asks the whole zone at once, and finds the same drivers
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == unplaced
+    # and drivers who come near are ranked first by that query, and the search narrows again
+    near = [driver(now, at=offset(100 * (n + 1))) for n in range(2)]
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == near
+    with django_assert_num_queries(1):
+        assert ranked(now, limit=2, zone=zone) == near
 
 
 def test_a_search_after_a_sparse_one_starts_wider_and_finds_the_same_drivers(django_assert_num_queries):
