@@ -21,7 +21,7 @@ from dispatch.errors import NotFound
 from dispatch.models import Driver, Order, ShopChannel, Zone
 from dispatch.rows import columns_count, columns_sql, instance_from_row
 
-_ORDERS, _CHANNELS, _ZONES = Order._meta.db_table, ShopChannel._meta.db_table, Zone._meta.db_table
+_ORDERS, _CHANNELS, _ZONES, _DRIVERS = Order._meta.db_table, ShopChannel._meta.db_table, Zone._meta.db_table, Driver._meta.db_table
 
 
 def order_lock(order_id: int, *, skip_locked: bool = False) -> Order | None:
@@ -81,7 +81,11 @@ def _orders_lock_read(order_ids: list[int], *, skip_locked: bool) -> list[Order]
 def driver_lock_unless_held(driver_id: int) -> bool:
     """Lock the driver's row unless another transaction holds it (it is deciding about them,
     or writing their heartbeat this very moment): True when this transaction holds it now."""
-    return Driver.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=driver_id).values_list("pk", flat=True).first() is not None
+    if not connection.features.has_select_for_update:  # the embedded SQLite: one writer at a time
+        return Driver.objects.filter(pk=driver_id).exists()
+    with connection.cursor() as cursor:  # each decision asks it of each driver it tries: in SQL text
+        cursor.execute(f"SELECT id FROM {_DRIVERS} WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [driver_id])  # noqa: S608 (names only)
+        return cursor.fetchone() is not None
 
 
 def driver_account_lock(driver_id: int) -> bool | None:

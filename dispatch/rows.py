@@ -87,21 +87,32 @@ def _update_sql(model: type[Model], changed: tuple[str, ...], checked: tuple[str
 
 def row_ids(model: type[Model], **conditions: Any) -> list[Any]:
     """Primary keys of the rows where each field (by name) equals its value, or is one of them
-    for a list or tuple: the question every move asks of rows that usually do not exist."""
+    for a list or tuple, in primary-key order: a question moves ask of rows that usually do
+    not exist (open escalations, an earlier cancellation)."""
+    return [row[0] for row in _select(model, conditions, whole_rows=False)]
+
+
+def rows_read(model: type[M], **conditions: Any) -> list[M]:
+    """The rows where each field (by name) equals its value, or is one of them for a list or
+    tuple, as instances, in primary-key order."""
+    return [instance_from_row(model, row) for row in _select(model, conditions, whole_rows=True)]
+
+
+def _select(model: type[Model], conditions: dict[str, Any], *, whole_rows: bool) -> list[tuple[Any, ...]]:
     shape = tuple((name, len(value) if isinstance(value, list | tuple) else None) for name, value in conditions.items())
     if any(size == 0 for _, size in shape):
         return []  # IN () holds for no row
-    sql, fields = _ids_sql(model, shape, connection.vendor)
+    sql, fields = _select_sql(model, shape, whole_rows, connection.vendor)
     params: list[Any] = []
     for field, value in zip(fields, conditions.values(), strict=True):
         params += [field.get_db_prep_value(v, connection=connection) for v in (value if isinstance(value, list | tuple) else [value])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 @cache
-def _ids_sql(model: type[Model], shape: tuple[tuple[str, int | None], ...], vendor: str) -> tuple[str, list[Any]]:
+def _select_sql(model: type[Model], shape: tuple[tuple[str, int | None], ...], whole_rows: bool, vendor: str) -> tuple[str, list[Any]]:
     meta = model._meta
     fields = [meta.get_field(name) for name, _ in shape]
     conditions = [
@@ -109,7 +120,8 @@ def _ids_sql(model: type[Model], shape: tuple[tuple[str, int | None], ...], vend
         for field, (_, size) in zip(fields, shape, strict=True)
     ]
     pk_column = _quoted(meta.pk.column)  # type: ignore[union-attr]
-    return f"SELECT {pk_column} FROM {_table(model)} WHERE {' AND '.join(conditions)} ORDER BY {pk_column}", fields  # noqa: S608 (names only)
+    selected = _columns_sql(model, _table(model), vendor) if whole_rows else pk_column
+    return f"SELECT {selected} FROM {_table(model)} WHERE {' AND '.join(conditions)} ORDER BY {pk_column}", fields  # noqa: S608 (names only)
 
 
 def columns_sql(model: type[Model], alias: str) -> str:

@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from dispatch.geometry import parse_area
 from dispatch.models import Zone, ZoneVersion
+from dispatch.rows import rows_read
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ _rebuilding = threading.Lock()
 def zone_index() -> ZoneIndex:
     """This process's index of the active zones, rebuilt first if any zone changed anywhere."""
     global _current
-    version = ZoneVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+    version = next((row.token for row in rows_read(ZoneVersion, id=1)), None)  # every intake asks: in SQL text
     index = _current
     if index is not None and index.version == version:
         return index

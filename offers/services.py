@@ -22,7 +22,7 @@ from dispatch.clock import database_datetime
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
-from dispatch.rows import row_insert_unless_conflict
+from dispatch.rows import row_insert_unless_conflict, rows_read
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.frames import offer_withdrawn_frame
@@ -124,10 +124,10 @@ def _refusal(offer: Offer, now: datetime) -> Exception:
 
 def driver_offer(*, offer_id: int, driver: Driver) -> Offer:
     """The driver's own offer, read without locking; someone else's offer does not exist for them."""
-    offer = Offer.objects.filter(pk=offer_id, driver=driver).first()
-    if offer is None:
+    found = rows_read(Offer, id=offer_id, driver_id=driver.pk)
+    if not found:
         raise NotFound(f"offer {offer_id} not found")
-    return offer
+    return found[0]
 
 
 def offer_answer_check(offer: Offer, *, answer: str, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import InvalidInput
 from dispatch.models import Order, ShopChannel
-from dispatch.rows import row_insert_unless_conflict
+from dispatch.rows import row_ids, row_insert_unless_conflict
 from vendure.admin_api import VendureAdminClient, VendureRejected, VendureUnavailable
 from vendure.models import FulfillmentReport, FulfillmentStep, WebhookEvent
 from vendure.payloads import EventSerializer
@@ -102,8 +102,8 @@ def webhook_event_record(*, channel: ShopChannel, event: dict[str, Any], expecte
 
 def order_cancelled_before_receipt(*, channel: ShopChannel, vendure_order_id: str, this_event: WebhookEvent) -> bool:
     """Events can arrive out of order: whether the shop cancelled this order before we had it."""
-    events = WebhookEvent.objects.filter(channel=channel, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED)
-    return events.exclude(pk=this_event.pk).exists()
+    cancellations = row_ids(WebhookEvent, channel_id=channel.pk, vendure_order_id=vendure_order_id, type=WebhookEvent.Type.CANCELLED)
+    return any(event_id != this_event.pk for event_id in cancellations)
 
 
 def cancel_before_receipt_record(*, channel: ShopChannel, order_data: dict[str, Any], actor: Actor) -> None:
