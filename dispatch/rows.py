@@ -64,24 +64,32 @@ def rows_insert(instances: Sequence[Model]) -> None:
             _saved(instance, pk)
 
 
-def row_update(model: type[Model], pk: Any, changes: dict[str, Any], *, expected: dict[str, Any]) -> bool:
+def row_update(model: type[Model], pk: Any, changes: dict[str, Any], *, expected: dict[str, Any], later_than: dict[str, Any] | None = None) -> bool:
     """Compare-and-set one row: write `changes` (plain values, by field name) where the primary
-    key is `pk` and each `expected` field still holds its value; True when the row changed."""
-    sql, set_fields, check_fields = _update_sql(model, tuple(changes), tuple(expected), connection.vendor)
+    key is `pk`, each `expected` field still holds its value and each `later_than` field is
+    greater than its value (a deadline not yet passed); True when the row changed."""
+    later_than = later_than or {}
+    sql, set_fields, check_fields = _update_sql(model, tuple(changes), tuple(expected), tuple(later_than), connection.vendor)
     params = [field.get_db_prep_save(value, connection=connection) for field, value in zip(set_fields, changes.values(), strict=True)]
-    params += [pk, *(field.get_db_prep_value(value, connection=connection) for field, value in zip(check_fields, expected.values(), strict=True))]
+    checks = [*expected.values(), *later_than.values()]
+    params += [pk, *(field.get_db_prep_value(value, connection=connection) for field, value in zip(check_fields, checks, strict=True))]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return bool(cursor.rowcount)
 
 
 @cache
-def _update_sql(model: type[Model], changed: tuple[str, ...], checked: tuple[str, ...], vendor: str) -> tuple[str, list[Any], list[Any]]:
+def _update_sql(
+    model: type[Model], changed: tuple[str, ...], equal: tuple[str, ...], greater: tuple[str, ...], vendor: str
+) -> tuple[str, list[Any], list[Any]]:
     """The compare-and-set UPDATE for these field names, and the fields in parameter order."""
     meta = model._meta
-    set_fields, check_fields = [meta.get_field(name) for name in changed], [meta.get_field(name) for name in checked]
+    set_fields = [meta.get_field(name) for name in changed]
+    check_fields = [meta.get_field(name) for name in (*equal, *greater)]
     assignments = ", ".join(f"{_quoted(field.column)} = %s" for field in set_fields)  # type: ignore[union-attr]
-    conditions = " AND ".join([f"{_quoted(meta.pk.column)} = %s", *(f"{_quoted(field.column)} = %s" for field in check_fields)])  # type: ignore[union-attr]
+    operators = ["="] * len(equal) + [">"] * len(greater)
+    checks = (f"{_quoted(field.column)} {operator} %s" for field, operator in zip(check_fields, operators, strict=True))  # type: ignore[union-attr]
+    conditions = " AND ".join([f"{_quoted(meta.pk.column)} = %s", *checks])  # type: ignore[union-attr]
     return f"UPDATE {_table(model)} SET {assignments} WHERE {conditions}", set_fields, check_fields  # noqa: S608 (names only)
 
 

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, Exists, F, FloatField, Q, QuerySet, When
 from django.utils import timezone
 
@@ -129,6 +130,21 @@ def _box(lat: float, lon: float, radius_m: float) -> Q:
 def orders_waiting_for_driver() -> QuerySet[Order]:
     """Orders waiting for a driver, oldest first: what the assignment sweep works through."""
     return Order.objects.filter(status__in=Order.WAITING_STATUSES).exclude(offers__state="pending").order_by("received_at", "pk")
+
+
+def orders_wait_in_zones_of(driver_id: int) -> bool:
+    """Whether any order waits for a driver in the driver's zones: a driver who got capacity
+    back is worth a worker's time only then (whether anyone offered it yet aside). Asked
+    after every delivery: in SQL text."""
+    orders, zones = Order._meta.db_table, Driver.zones.through._meta.db_table
+    waiting = list(Order.WAITING_STATUSES)
+    statuses = ", ".join(["%s"] * len(waiting))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {orders} WHERE status IN ({statuses}) AND zone_id IN (SELECT zone_id FROM {zones} WHERE driver_id = %s) LIMIT 1",  # noqa: S608 (names only)
+            [*waiting, driver_id],
+        )
+        return cursor.fetchone() is not None
 
 
 def driver_current_orders(driver: Driver) -> QuerySet[Order]:

@@ -22,7 +22,7 @@ from dispatch.clock import database_datetime
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
-from dispatch.rows import row_insert_unless_conflict, rows_read
+from dispatch.rows import row_insert_unless_conflict, row_update, rows_read
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.frames import offer_withdrawn_frame
@@ -142,7 +142,8 @@ def offer_answer_check(offer: Offer, *, answer: str, now: datetime) -> bool:
 
 def offer_accept(*, offer: Offer, order: Order, driver: Driver, now: datetime) -> None:
     """The driver's accept, by compare-and-set, under the order's lock (the caller assigns the order)."""
-    won = Offer.objects.filter(pk=offer.pk, driver=driver, state=P, expires_at__gt=now).update(state=Offer.State.ACCEPTED, answered_at=now)
+    changes = {"state": Offer.State.ACCEPTED, "answered_at": now}
+    won = row_update(Offer, offer.pk, changes, expected={"driver_id": driver.pk, "state": P}, later_than={"expires_at": now})
     if not won:
         offer.refresh_from_db()
         raise _refusal(offer, now)

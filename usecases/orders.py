@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
+from dispatch import selectors as dispatch_selectors
 from dispatch import services as lifecycle
 from dispatch.after_commit import after_commit
 from dispatch.errors import IllegalTransition
@@ -41,7 +42,8 @@ def order_moved(move: OrderMove, now: datetime) -> None:
 def _waiting_orders_try_soon(driver_id: int) -> None:
     from usecases.tasks import assign_orders_for_driver
 
-    assign_orders_for_driver.delay(driver_id)
+    if dispatch_selectors.orders_wait_in_zones_of(driver_id):  # a worker woken for nothing costs more than the question
+        assign_orders_for_driver.delay(driver_id)
 
 
 def _order_taken_back(move: OrderMove, reason: str) -> None:
