@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import CharField, Value
+from django.db import connection
 
 from audit.actors import SYSTEM
 from audit.services import audit_record_many
 from dispatch import services as lifecycle
+from dispatch.clock import database_datetime
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order, Reassignment
 from offers.models import Offer
@@ -57,20 +58,24 @@ class DecisionTrace:
 
     def passed_over(self, order_id: int) -> None:
         """The drivers left out before ranking because of this order's past, latest first (one
-        query): who declined it or let it lapse, and who lost it by reassignment."""
-        # Each side without its model's default ordering: SQLite refuses ORDER BY inside a UNION.
-        missed = (
-            Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).order_by().values_list("driver_id", "driver__name", "state", "answered_at")
+        query, in SQL text: every decision asks it): who declined it or let it lapse, and who
+        lost it by reassignment."""
+        offers, reassignments, drivers = (model._meta.db_table for model in (Offer, Reassignment, Driver))
+        missed_states = list(Offer.MISSED_STATES)
+        states = ", ".join(["%s"] * len(missed_states))
+        sql = (
+            f"SELECT o.driver_id, d.name, o.state, o.answered_at FROM {offers} o LEFT JOIN {drivers} d ON d.id = o.driver_id "  # noqa: S608 (names only)
+            f"WHERE o.order_id = %s AND o.state IN ({states}) "
+            f"UNION ALL SELECT r.driver_id, d.name, CAST(%s AS TEXT), r.at FROM {reassignments} r LEFT JOIN {drivers} d ON d.id = r.driver_id "
+            "WHERE r.order_id = %s ORDER BY 4 DESC LIMIT %s"
         )
-        lost = (
-            Reassignment.objects.filter(order_id=order_id)
-            .order_by()
-            .annotate(why=Value(REASSIGNED_AWAY, output_field=CharField()))
-            .values_list("driver_id", "driver__name", "why", "at")
-        )
-        for driver_id, name, state, at in missed.union(lost, all=True).order_by("-answered_at")[:TRACE_EXTRA_CANDIDATES]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [order_id, *missed_states, REASSIGNED_AWAY, order_id, TRACE_EXTRA_CANDIDATES])
+            past = cursor.fetchall()
+        for driver_id, name, state, at in past:
             reason = MISSED_REASON.get(str(state), str(state))
-            self.rows.append({"driver": driver_id, "name": name, "rank": None, "result": "skipped", "reason": reason, "at": at.isoformat() if at else None})
+            when = database_datetime(at).isoformat() if at else None
+            self.rows.append({"driver": driver_id, "name": name, "rank": None, "result": "skipped", "reason": reason, "at": when})
 
     def _basis(self, driver: Driver) -> dict[str, Any]:
         distance = getattr(driver, "distance_m", None)
