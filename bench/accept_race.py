@@ -211,7 +211,7 @@ def bare_block(rows: int) -> tuple[float, int]:
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE IF NOT EXISTS bench_cas (id bigserial PRIMARY KEY, state text NOT NULL)")
         cursor.execute("TRUNCATE bench_cas")
-        cursor.execute("INSERT INTO bench_cas (state) SELECT 'pending' FROM generate_series(1, %s)", [rows])
+        cursor.execute("INSERT INTO bench_cas (state) SELECT 'pending' FROM generate_series(1, %s::bigint)", [rows])
         cursor.execute("SELECT id FROM bench_cas ORDER BY id")
         ids = [row[0] for row in cursor.fetchall()]
     plans = [ids[i::THREADS] for i in range(THREADS)]

@@ -103,7 +103,9 @@ def declined_twice(channel: Any, drivers: list[Any]) -> list[int]:
 @contextmanager
 def trace_left_out() -> Any:
     """The same decisions with the record's work skipped: nothing ranked is noted, no past is
-    read, no event is written."""
+    read, and of the events only those of the offers made are written (every decision writes
+    them, record or not: they are the offers' own trail, not the record's)."""
+    from audit.services import audit_record_many
     from usecases import decision_trace
 
     cls = decision_trace.DecisionTrace
@@ -113,7 +115,11 @@ def trace_left_out() -> Any:
         if result == "offered":
             self.offered += 1
 
-    cls.considered, cls.passed_over, cls.record = considered, lambda self, order_id: None, lambda self, outcome: None  # type: ignore[method-assign]
+    def offers_events_only(self: Any, outcome: str) -> None:
+        audit_record_many(self.audit_entries)
+        self.audit_entries = []
+
+    cls.considered, cls.passed_over, cls.record = considered, lambda self, order_id: None, offers_events_only  # type: ignore[method-assign]
     try:
         yield
     finally:

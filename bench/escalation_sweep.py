@@ -63,7 +63,7 @@ def grow_history(total_rows: int, channel: Any, zone: Any) -> None:
                    'delivered', now() - (g || ' seconds')::interval, '', now() - (g || ' seconds')::interval - interval '40 minutes',
                    now() - (g || ' seconds')::interval - interval '35 minutes', now() - (g || ' seconds')::interval - interval '20 minutes',
                    now() - (g || ' seconds')::interval, '', '', '', '', 0
-            FROM generate_series(1, %s) AS g
+            FROM generate_series(1, %s::bigint) AS g
             """,
             [channel.pk, zone.pk, missing],
         )

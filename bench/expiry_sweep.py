@@ -322,7 +322,7 @@ def grow_history(total_rows: int) -> None:
             SELECT %s, %s, (ARRAY['declined','expired','withdrawn'])[1 + g %% 3],
                    now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + interval '30 seconds',
                    now() - (g || ' seconds')::interval, '', '', NULL
-            FROM generate_series(1, %s) AS g
+            FROM generate_series(1, %s::bigint) AS g
             """,
             [order_id, driver_id, missing],
         )

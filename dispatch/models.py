@@ -219,6 +219,11 @@ class Driver(models.Model):
 
     # Free capacity and busy are derived, never stored; each is defined here once, for rows in
     # Python (the properties) and in SQL (the Q objects), and used everywhere.
+    # "Has free capacity", in each form it is asked in, side by side: of an instance, in a
+    # queryset, and in SQL text on the driver's own row (the capacity UPDATEs every assignment
+    # and delivery make, in dispatch.services).
+    FREE_CAPACITY_SQL = "active_order_count < capacity"
+
     @property
     def has_free_capacity(self) -> bool:
         return self.active_order_count < self.capacity

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection, transaction
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
@@ -28,6 +27,8 @@ from dispatch.rows import row_insert_unless_conflict, row_update
 from observability import metrics
 
 logger = logging.getLogger(__name__)
+
+_DRIVERS = Driver._meta.db_table
 
 S = Order.Status
 
@@ -109,10 +110,13 @@ def _snapshot(status: str, driver_id: int | None) -> dict[str, Any]:
 
 def _capacity_release(driver_id: int, now: datetime) -> None:
     """Give back one unit of the driver's capacity; a driver left with nothing is idle from now."""
-    Driver.objects.filter(pk=driver_id, active_order_count__gt=0).update(
-        active_order_count=F("active_order_count") - 1,
-        idle_since=Case(When(active_order_count=1, then=Value(now)), default=F("idle_since")),
-    )
+    idle_since = Driver._meta.get_field("idle_since").get_db_prep_save(now, connection=connection)
+    with connection.cursor() as cursor:  # every delivery: in SQL text (dispatch.rows says why)
+        cursor.execute(
+            f"UPDATE {_DRIVERS} SET active_order_count = active_order_count - 1, "  # noqa: S608 (names only)
+            "idle_since = CASE WHEN active_order_count = 1 THEN %s ELSE idle_since END WHERE id = %s AND active_order_count > 0",
+            [idle_since, driver_id],
+        )
 
 
 def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = True) -> None:
@@ -129,7 +133,13 @@ def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = Tru
         raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
     if not wait_for_driver and not driver_lock_unless_held(driver_id):
         raise DriverBusy(f"driver {driver_id} is being decided about elsewhere", driver=driver_id)
-    taken = Driver.objects.filter(Driver.free_capacity_q(), pk=driver_id).update(active_order_count=F("active_order_count") + 1, idle_since=now)
+    idle_since = Driver._meta.get_field("idle_since").get_db_prep_save(now, connection=connection)
+    with connection.cursor() as cursor:  # every assignment: in SQL text (dispatch.rows says why)
+        cursor.execute(
+            f"UPDATE {_DRIVERS} SET active_order_count = active_order_count + 1, idle_since = %s WHERE id = %s AND {Driver.FREE_CAPACITY_SQL}",  # noqa: S608
+            [idle_since, driver_id],
+        )
+        taken = cursor.rowcount
     if not taken:
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
 

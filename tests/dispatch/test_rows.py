@@ -4,15 +4,15 @@ would: every value through its field, JSON and datetimes included, on the databa
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction  # noqa: F401 (connection: the skipif's condition)
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from dispatch.locks import order_lock, orders_lock
-from dispatch.models import Order, Zone
+from dispatch.models import Driver, Order, Zone
 from dispatch.rows import row_ids, row_insert_unless_conflict, row_update, rows_insert, rows_read
-from tests.factories import ShopChannelFactory, ZoneFactory
+from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +87,16 @@ def test_an_order_lock_reads_the_order_with_its_shop_and_zone_as_the_orm_does():
 def test_an_order_lock_outside_a_transaction_is_refused():
     with pytest.raises(TransactionManagementError):
         order_lock(1)
+
+
+def test_free_capacity_means_the_same_in_sql_text_in_a_queryset_and_of_an_instance():
+    drivers = [DriverFactory(capacity=2) for _ in range(3)]
+    for driver, count in zip(drivers, (0, 1, 2), strict=True):
+        Driver.objects.filter(pk=driver.pk).update(active_order_count=count)
+    ids = [d.pk for d in drivers]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Driver._meta.db_table} WHERE id IN (%s, %s, %s) AND {Driver.FREE_CAPACITY_SQL} ORDER BY id", ids)
+        in_text = [row[0] for row in cursor.fetchall()]
+    in_queryset = list(Driver.objects.filter(Driver.free_capacity_q(), pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    of_instances = [d.pk for d in Driver.objects.filter(pk__in=ids).order_by("pk") if d.has_free_capacity]
+    assert in_text == in_queryset == of_instances == ids[:2]

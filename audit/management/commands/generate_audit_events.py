@@ -70,7 +70,7 @@ class Command(BaseCommand):
                            CASE WHEN g %% 10 = 0 THEN NULL ELSE 1 + (g / 10) %% %(drivers)s END,
                            (%(zones)s::bigint[])[1 + (g / 10) %% %(zone_count)s],
                            NULL, '{"state": "x"}', '{}', md5(((g / 10) * 3 + (g %% 10) / 4)::text)
-                    FROM generate_series(%(first)s, %(last)s) AS g
+                    FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
                     """,
                     {
                         "orders": orders,
