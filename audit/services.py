@@ -2,6 +2,9 @@
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection
@@ -80,14 +83,46 @@ def _log_after_commit(events: list[AuditEvent]) -> None:
     after_commit(log)
 
 
+# Events recorded inside `audit_batched()`, written together when it ends, and how many
+# savepoints were open when it began; None outside one.
+_batch: ContextVar[tuple[list[AuditEvent], int] | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def audit_batched() -> Iterator[None]:
+    """Write the events recorded inside the block in one INSERT when it ends, in the order
+    they were recorded. For a use case whose change records several events (an accept: the
+    order assigned, the offer accepted, its rivals withdrawn), inside its transaction:
+    `with transaction.atomic(durable=True), audit_batched(): ...`. An exception writes nothing
+    (the transaction rolls back anyway). Events written this way have no id until the end;
+    one recorded inside a savepoint opened in the block is written at once, so that rolling
+    the savepoint back takes it too."""
+    events: list[AuditEvent] = []
+    token = _batch.set((events, len(connection.savepoint_ids)))
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    rows_insert(events)
+
+
+def _write(events: list[AuditEvent]) -> None:
+    batch = _batch.get()
+    if batch is None or len(connection.savepoint_ids) > batch[1]:
+        rows_insert(events)
+    else:
+        batch[0].extend(events)
+    if events:
+        _log_after_commit(events)
+
+
 def audit_record(kind: str, **fields: Any) -> AuditEvent:
     """Append one event. Must run inside the caller's transaction, so both commit or neither.
 
     Fields: actor, subject_type, subject_id, and optionally order_id, order_code, driver_id,
     zone_id, before, after, data."""
     event = _event(kind, **fields)
-    rows_insert([event])
-    _log_after_commit([event])
+    _write([event])
     return event
 
 
@@ -96,7 +131,5 @@ def audit_record_many(entries: list[dict[str, Any]]) -> list[AuditEvent]:
     `audit_record`), for a change that moves many rows at once, such as the rival offers an
     accept withdraws."""
     events = [_event(**entry) for entry in entries]
-    rows_insert(events)
-    if events:
-        _log_after_commit(events)
+    _write(events)
     return events

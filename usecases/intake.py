@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_batched
 from dispatch import services as lifecycle
 from dispatch.errors import IllegalTransition
 from dispatch.models import Order, ShopChannel
@@ -35,7 +36,7 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
     event = vendure.webhook_event_parse(payload)
     order_data = event["order"]
     actor = vendure.shop_actor(channel)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), audit_batched():  # the order received and its dispatch: one INSERT
         is_ready = event["type"] == WebhookEvent.Type.READY_FOR_DELIVERY
         record = vendure.webhook_event_record(channel=channel, event=event, expected_outcome=Outcome.ORDER_CREATED if is_ready else "")
         if record is None:

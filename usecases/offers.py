@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_batched
 from dispatch import services as lifecycle
 from dispatch.clock import database_now
 from dispatch.locks import order_locked, orders_lock
@@ -34,7 +35,7 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
     offer = offer_services.driver_offer(offer_id=offer_id, driver=driver)
     if not offer_services.offer_answer_check(offer, answer=A, now=now):
         return offer
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), audit_batched():  # assigned, accepted, rivals withdrawn: one INSERT
         order = order_locked(offer.order_id)
         if order.status not in Order.WAITING_STATUSES:  # someone won it while we waited for the lock
             offer.refresh_from_db(fields=["state", "withdrawn_reason", "answered_at"])
