@@ -119,14 +119,14 @@ def excluded(order: Any) -> list[Any]:
     """What dispatch excludes (usecases.dispatching: drivers holding a pending offer, asked of
     each candidate; the order's missed offers and reassignments), written out here so the
     benchmark does not follow that module's changes."""
-    from django.db.models import Exists, OuterRef
+    from dispatch.selectors import DriverExclusion
 
-    from dispatch.models import Reassignment
-    from offers.models import Offer
-
-    holds_pending = Exists(Offer.objects.filter(driver_id=OuterRef("pk"), state="pending"))
-    missed = Offer.objects.filter(order_id=order.pk, state__in=["declined", "expired"]).values("driver_id")
-    return [holds_pending, missed, Reassignment.objects.filter(order_id=order.pk).values("driver_id")]
+    holds_pending = DriverExclusion("EXISTS (SELECT 1 FROM offers_offer po WHERE po.driver_id = d.id AND po.state = 'pending')")
+    missed = DriverExclusion(
+        "EXISTS (SELECT 1 FROM offers_offer mo WHERE mo.order_id = %s AND mo.driver_id = d.id AND mo.state IN ('declined', 'expired'))", (order.pk,)
+    )
+    lost = DriverExclusion("EXISTS (SELECT 1 FROM dispatch_reassignment ra WHERE ra.order_id = %s AND ra.driver_id = d.id)", (order.pk,))
+    return [holds_pending, missed, lost]
 
 
 def timed(calls: list[Any]) -> list[float]:

@@ -9,10 +9,12 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Expression, ExpressionWrapper, F, FloatField, Func, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
+from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
@@ -60,10 +62,23 @@ class GreatCircleDistance(Func):
         lon_sql, lon_params = compiler.compile(self.source_expressions[1])
         if lat_params or lon_params:
             raise ValueError("GreatCircleDistance takes plain columns")
-        if connection.vendor not in _haversine_sql:
-            _haversine_sql[connection.vendor] = compiler.compile(_haversine())
-        sql, params = _haversine_sql[connection.vendor]
-        return sql.replace(_LAT_COLUMN, lat_sql).replace(_LON_COLUMN, lon_sql), tuple(self.point.get(p, p) for p in params)
+        return _haversine_for(lat_sql, lon_sql, self.point, compiler, connection)
+
+
+def great_circle_sql(lat: float, lon: float, lat_column: str, lon_column: str) -> tuple[str, tuple[Any, ...]]:
+    """distance_m() from (lat, lon) to a row's columns, as SQL text and its parameters, for a
+    statement written as text (the candidate search): the same compiled formula as
+    GreatCircleDistance."""
+    phi = math.radians(lat)
+    point = {_PHI: phi, _COS_PHI: math.cos(phi), _LAMBDA: math.radians(lon)}
+    return _haversine_for(lat_column, lon_column, point, Query(None).get_compiler(connection=db_connection), db_connection)
+
+
+def _haversine_for(lat_sql: str, lon_sql: str, point: dict[str, float], compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+    if connection.vendor not in _haversine_sql:
+        _haversine_sql[connection.vendor] = compiler.compile(_haversine())
+    sql, params = _haversine_sql[connection.vendor]
+    return sql.replace(_LAT_COLUMN, lat_sql).replace(_LON_COLUMN, lon_sql), tuple(point.get(p, p) for p in params)
 
 
 _LAT_COLUMN, _LON_COLUMN = "__latitude_column__", "__longitude_column__"

@@ -220,9 +220,14 @@ class Driver(models.Model):
     # Free capacity and busy are derived, never stored; each is defined here once, for rows in
     # Python (the properties) and in SQL (the Q objects), and used everywhere.
     # "Has free capacity", in each form it is asked in, side by side: of an instance, in a
-    # queryset, and in SQL text on the driver's own row (the capacity UPDATEs every assignment
-    # and delivery make, in dispatch.services).
-    FREE_CAPACITY_SQL = "active_order_count < capacity"
+    # queryset, and in SQL text (`free_capacity_sql`: the capacity UPDATEs of every assignment
+    # and the candidate search).
+
+    @staticmethod
+    def free_capacity_sql(alias: str = "") -> str:
+        """The rule on a driver row in SQL text, its columns under `alias` when given."""
+        prefix = f"{alias}." if alias else ""
+        return f"{prefix}active_order_count < {prefix}capacity"
 
     @property
     def has_free_capacity(self) -> bool:

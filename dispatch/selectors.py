@@ -1,16 +1,19 @@
 """Reads shared by the webhook, the API, the sweeps and admin."""
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Case, Exists, F, FloatField, Q, QuerySet, When
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from dispatch.geometry import GreatCircleDistance, bounding_box
-from dispatch.models import Driver, Order, Zone
+from dispatch.geometry import bounding_box, great_circle_sql
+from dispatch.models import Driver, Order, Reassignment, Zone
+from dispatch.rows import columns_count, columns_sql, instance_from_row
 from dispatch.zone_index import zone_index
 
 
@@ -42,17 +45,33 @@ def zone_for_dropoff(lat: float | None, lon: float | None, postal_code: str) -> 
     return index.zone_for_postal_code(postal_code)
 
 
+@dataclass(frozen=True)
+class DriverExclusion:
+    """Drivers a candidate search leaves out: a condition in SQL text on the candidate row
+    (alias `d`) with its parameters, written by the module that knows why (offers: a pending
+    offer, an order's declines and lapses; this one: an order's reassignments)."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+def drivers_reassigned_away_from(order_id: int) -> DriverExclusion:
+    """Drivers this order was taken back from: never offered it again."""
+    table = Reassignment._meta.db_table
+    return DriverExclusion(f"EXISTS (SELECT 1 FROM {table} ra WHERE ra.order_id = %s AND ra.driver_id = d.id)", (order_id,))  # noqa: S608
+
+
 def candidate_drivers(
     zone: Zone,
     pickup_lat: float,
     pickup_lon: float,
     now: datetime | None = None,
-    exclude: Iterable[Collection[int] | QuerySet[Any] | Exists] = (),
+    exclude: Iterable[Collection[int] | DriverExclusion] = (),
     *,
     limit: int | None = None,
 ) -> list[Driver]:
     """Available drivers of the zone with free capacity and an active user account, best first;
-    the first `limit` of them when a limit is given.
+    the first `limit` of them when a limit is given. `exclude`: ids, or conditions.
 
     A deactivated driver (user.is_active off) is never a candidate, whatever their availability
     says: neither offered an order (v2) nor assigned one (v1).
@@ -64,41 +83,31 @@ def candidate_drivers(
 
     The database ranks and limits: with a limit, the nearest drivers are searched in growing
     boxes around the pickup through the index of available drivers' positions, so the cost
-    follows the drivers near the pickup, not the zone's whole fleet.
+    follows the drivers near the pickup, not the zone's whole fleet. In SQL text: every
+    decision (intake, each answer, each lapse) asks it, and the queryset cost 2-3 ms of CPU to
+    build, more than the query itself.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
     now = now or timezone.now()
-    fresh_after = now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S)
-    candidates = Driver.objects.filter(zones=zone, availability=Driver.Availability.AVAILABLE, active_order_count__lt=F("capacity"), user__is_active=True)
-    for excluded in exclude:  # ids, subqueries of ids, or a condition on the driver: excluded in the database
-        candidates = candidates.exclude(excluded) if isinstance(excluded, Exists) else candidates.exclude(pk__in=excluded)
-    candidates = candidates.only("pk", "name", "idle_since", "last_lat", "last_lon", "last_position_at", "app_version", "v2_connected_at")
-    has_fresh_position = Q(last_lat__isnull=False, last_lon__isnull=False, last_position_at__gte=fresh_after)
-    distance = GreatCircleDistance(pickup_lat, pickup_lon, "last_lat", "last_lon")
-    idle_longest_first = (F("idle_since").asc(nulls_first=True), "pk")
-    # Everyone of the zone: those with a fresh position by distance, then the others idle longest first.
-    everyone = candidates.annotate(distance_m=Case(When(has_fresh_position, then=distance), output_field=FloatField())).order_by(
-        F("distance_m").asc(nulls_last=True), *idle_longest_first
-    )
+    search = _CandidateSearch(zone, pickup_lat, pickup_lon, now, exclude)
     if limit is None:
-        return list(everyone)
+        return search.everyone()
     if limit == 0:
         return []
-    nearest = candidates.filter(has_fresh_position).annotate(distance_m=distance).order_by("distance_m", *idle_longest_first)
     for box in range(_first_box_of_zone.get(zone.pk, 0), len(CANDIDATE_SEARCH_RADII_M)):
         radius_m = CANDIDATE_SEARCH_RADII_M[box]
         # Every driver within radius_m is in the box: when the limit-th nearest of the box is
         # within radius_m, these are the nearest of the whole zone. Otherwise a wider box.
-        found = list(nearest.filter(_box(pickup_lat, pickup_lon, radius_m))[:limit])
-        if len(found) == limit and found[-1].distance_m <= radius_m:
-            _first_box_of_zone[zone.pk] = _box_holding(found[-1].distance_m)
-            return list(found)
+        found = search.nearest_in_box(radius_m, limit)
+        if len(found) == limit and found[-1].distance_m <= radius_m:  # type: ignore[attr-defined]
+            _first_box_of_zone[zone.pk] = _box_holding(found[-1].distance_m)  # type: ignore[attr-defined]
+            return found
     # Fewer than `limit` within the widest box: the whole zone, wherever they are.
-    anywhere = list(everyone[:limit])
-    farthest = anywhere[-1].distance_m if len(anywhere) == limit else None
+    anywhere = search.everyone(limit)
+    farthest = anywhere[-1].distance_m if len(anywhere) == limit else None  # type: ignore[attr-defined]
     _first_box_of_zone[zone.pk] = _box_holding(farthest) if farthest is not None else len(CANDIDATE_SEARCH_RADII_M)
-    return list(anywhere)
+    return anywhere
 
 
 # Radii of the boxes searched for the nearest drivers, smallest first: a city's dense centre is
@@ -119,12 +128,71 @@ def _box_holding(distance_m: float) -> int:
     return next((n for n, radius_m in enumerate(CANDIDATE_SEARCH_RADII_M) if radius_m >= distance_m), len(CANDIDATE_SEARCH_RADII_M))
 
 
-def _box(lat: float, lon: float, radius_m: float) -> Q:
-    south, north, west, east = bounding_box(lat, lon, radius_m)
-    box = Q(last_lat__gte=south, last_lat__lte=north)
-    if west is not None and east is not None:
-        box &= Q(last_lon__gte=west, last_lon__lte=east)
-    return box
+# Code constants, written into the text (not parameters) so that PostgreSQL can match them
+# with the partial index of available drivers' positions under a prepared statement's plan.
+_AVAILABLE = Driver.Availability.AVAILABLE.value
+assert _AVAILABLE.isidentifier()
+
+
+class _CandidateSearch:
+    """The candidate query of one search, in SQL text, asked of a box or of the whole zone."""
+
+    def __init__(self, zone: Zone, lat: float, lon: float, now: datetime, exclude: Iterable[Collection[int] | DriverExclusion]) -> None:
+        self.lat, self.lon = lat, lon
+        user_table = get_user_model()._meta.db_table
+        zones_table = Driver.zones.through._meta.db_table
+        conditions = [f"d.availability = '{_AVAILABLE}'", Driver.free_capacity_sql("d"), "u.is_active = %s"]
+        params: list[Any] = [zone.pk, True]
+        for excluded in exclude:  # in the database: ids, or a condition on the driver row
+            if isinstance(excluded, DriverExclusion):
+                conditions.append(f"NOT ({excluded.sql})")
+                params += excluded.params
+            elif excluded:
+                ids = list(excluded)
+                conditions.append(f"d.id NOT IN ({', '.join(['%s'] * len(ids))})")
+                params += ids
+        self.base_sql = (
+            f"FROM {Driver._meta.db_table} d JOIN {zones_table} dz ON dz.driver_id = d.id AND dz.zone_id = %s "
+            f"JOIN {user_table} u ON u.id = d.user_id WHERE {' AND '.join(conditions)}"
+        )
+        self.base_params = params
+        fresh_after = Driver._meta.get_field("last_position_at").get_db_prep_value(now - timedelta(seconds=settings.DISPATCH_POSITION_MAX_AGE_S), connection)
+        self.fresh_sql = "d.last_lat IS NOT NULL AND d.last_lon IS NOT NULL AND d.last_position_at >= %s"
+        self.fresh_params = [fresh_after]
+        self.distance_sql, distance_params = great_circle_sql(lat, lon, "d.last_lat", "d.last_lon")
+        self.distance_params = list(distance_params)
+
+    def nearest_in_box(self, radius_m: float, limit: int) -> list[Driver]:
+        """The nearest drivers with a fresh position inside the box around the pickup."""
+        south, north, west, east = bounding_box(self.lat, self.lon, radius_m)
+        box_sql, box_params = "d.last_lat >= %s AND d.last_lat <= %s", [south, north]
+        if west is not None and east is not None:
+            box_sql, box_params = f"{box_sql} AND d.last_lon >= %s AND d.last_lon <= %s", [*box_params, west, east]
+        return self._drivers(
+            f"SELECT {columns_sql(Driver, 'd')}, {self.distance_sql} AS distance_m {self.base_sql} AND {self.fresh_sql} AND {box_sql} "
+            "ORDER BY distance_m ASC, d.idle_since ASC NULLS FIRST, d.id ASC LIMIT %s",
+            [*self.distance_params, *self.base_params, *self.fresh_params, *box_params, limit],
+        )
+
+    def everyone(self, limit: int | None = None) -> list[Driver]:
+        """Everyone of the zone: a fresh position by distance first, then the others idle longest first."""
+        return self._drivers(
+            f"SELECT {columns_sql(Driver, 'd')}, CASE WHEN {self.fresh_sql} THEN {self.distance_sql} END AS distance_m {self.base_sql} "
+            "ORDER BY distance_m ASC NULLS LAST, d.idle_since ASC NULLS FIRST, d.id ASC" + (" LIMIT %s" if limit is not None else ""),
+            [*self.fresh_params, *self.distance_params, *self.base_params, *([limit] if limit is not None else [])],
+        )
+
+    def _drivers(self, sql: str, params: list[Any]) -> list[Driver]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        drivers = []
+        distance_at = columns_count(Driver)
+        for row in rows:
+            driver = instance_from_row(Driver, row)
+            driver.distance_m = row[distance_at]  # type: ignore[attr-defined]
+            drivers.append(driver)
+        return drivers
 
 
 def orders_waiting_for_driver() -> QuerySet[Order]:

@@ -136,7 +136,7 @@ def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = Tru
     idle_since = Driver._meta.get_field("idle_since").get_db_prep_save(now, connection=connection)
     with connection.cursor() as cursor:  # every assignment: in SQL text (dispatch.rows says why)
         cursor.execute(
-            f"UPDATE {_DRIVERS} SET active_order_count = active_order_count + 1, idle_since = %s WHERE id = %s AND {Driver.FREE_CAPACITY_SQL}",  # noqa: S608
+            f"UPDATE {_DRIVERS} SET active_order_count = active_order_count + 1, idle_since = %s WHERE id = %s AND {Driver.free_capacity_sql()}",  # noqa: S608
             [idle_since, driver_id],
         )
         taken = cursor.rowcount

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet
 
 from audit.actors import SYSTEM, Actor
 from audit.services import audit_record, audit_record_many
@@ -22,7 +21,8 @@ from dispatch.clock import database_datetime
 from dispatch.errors import NotFound
 from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order
-from dispatch.rows import row_insert_unless_conflict, row_update, rows_read
+from dispatch.rows import row_ids, row_insert_unless_conflict, row_update, rows_read
+from dispatch.selectors import DriverExclusion
 from observability import metrics
 from offers.errors import OfferAlreadyAnswered, OfferExpired, OfferTaken, OfferWithdrawn
 from offers.frames import offer_withdrawn_frame
@@ -32,6 +32,7 @@ from rollout.models import Feature
 
 logger = logging.getLogger(__name__)
 P = Offer.State.PENDING
+_OFFERS = Offer._meta.db_table
 
 
 SWITCHED_OFF = "offers_switched_off"
@@ -50,21 +51,22 @@ def offer_decider() -> Callable[[Driver], str | None]:
 
 
 def order_has_pending_offer(order_id: int) -> bool:
-    return Offer.objects.filter(order_id=order_id, state=P).exists()
+    return bool(row_ids(Offer, order_id=order_id, state=P))  # every decision about a waiting order asks
 
 
-def drivers_who_missed(order_id: int) -> QuerySet[Offer, Any]:
-    """Drivers who declined or let this order's offer lapse: a subquery over the order's own
-    offers, which the candidate query excludes in the database."""
-    return Offer.objects.filter(order_id=order_id, state__in=Offer.MISSED_STATES).values("driver_id")
+def drivers_who_missed(order_id: int) -> DriverExclusion:
+    """Drivers who declined or let this order's offer lapse, excluded from its candidates in
+    the database (through the order's own offers)."""
+    missed = ", ".join(f"'{state}'" for state in Offer.MISSED_STATES)  # code constants
+    return DriverExclusion(f"EXISTS (SELECT 1 FROM {_OFFERS} mo WHERE mo.order_id = %s AND mo.driver_id = d.id AND mo.state IN ({missed}))", (order_id,))  # noqa: S608
 
 
-def driver_has_pending_offer() -> Exists:
+def driver_has_pending_offer() -> DriverExclusion:
     """Whether a candidate is considering an offer right now, asked of each candidate row
     through the one-pending-offer-per-driver index. Not `NOT IN (every pending offer)`: that
     read all the system's pending offers at each decision, so an expiry sweep over 10,000 due
     offers grew quadratic (bench/expiry_sweep.py)."""
-    return Exists(Offer.objects.filter(driver_id=OuterRef("pk"), state=P))
+    return DriverExclusion(f"EXISTS (SELECT 1 FROM {_OFFERS} po WHERE po.driver_id = d.id AND po.state = '{P}')")  # noqa: S608 (names and code constants only)
 
 
 def _offer_audit_entry(offer: Offer, order: Order, kind: str, *, actor: Actor, before: str | None, after: str, **data: Any) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
 from audit.actors import SYSTEM
@@ -15,7 +13,7 @@ from dispatch import services as lifecycle
 from dispatch.clock import database_now
 from dispatch.errors import DriverBusy, DriverUnavailable, IllegalTransition, OverCapacity
 from dispatch.locks import driver_lock_unless_held, order_lock
-from dispatch.models import Driver, Order, Reassignment
+from dispatch.models import Driver, Order
 from offers import services as offer_services
 from usecases.decision_trace import TRACE_EXTRA_CANDIDATES, DecisionTrace
 from usecases.orders import order_moved
@@ -55,9 +53,9 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     fanout = order.zone.offer_fanout
     # Not the drivers who declined it or let it lapse, who are considering another offer, or
     # who lost this order by reassignment: excluded in the database.
-    excluded: list[QuerySet[Any, Any] | Exists] = [offer_services.driver_has_pending_offer()]
+    excluded = [offer_services.driver_has_pending_offer()]
     if not fresh:
-        excluded += [offer_services.drivers_who_missed(order_id), Reassignment.objects.filter(order_id=order_id).values("driver_id")]
+        excluded += [offer_services.drivers_who_missed(order_id), selectors.drivers_reassigned_away_from(order_id)]
         trace.passed_over(order_id)
     why_no_offer = offer_services.offer_decider()
     for driver in _candidates(order, now, excluded, window=fanout + TRACE_EXTRA_CANDIDATES, is_done=lambda: trace.offered > 0):
@@ -109,7 +107,7 @@ def order_dispatch_locked(*, order_id: int, now: datetime, locked: Order | None 
     return None
 
 
-def _candidates(order: Order, now: datetime, excluded: list[QuerySet[Any, Any] | Exists], *, window: int, is_done: Callable[[], bool]) -> Iterator[Driver]:
+def _candidates(order: Order, now: datetime, excluded: list[selectors.DriverExclusion], *, window: int, is_done: Callable[[], bool]) -> Iterator[Driver]:
     """The zone's candidates best first, a window at a time: the next window is read only
     when a whole window went by without an offer or an assignment (everyone in it raced into
     another offer, filled up or was deactivated meanwhile)."""

@@ -69,9 +69,9 @@ def offer_decline(*, offer_id: int, driver: Driver, reason: str = "", now: datet
 
 
 def _order_offer_next(order: Order, now: datetime) -> None:
-    """After an answer or a lapse: once no offer is out, offer the order to the next driver."""
-    if not offer_services.order_has_pending_offer(order.pk):
-        order_dispatch_locked(order_id=order.pk, now=now, locked=order)
+    """After an answer or a lapse: once no offer is out, offer the order to the next driver
+    (the decision itself leaves an order alone while an offer is out)."""
+    order_dispatch_locked(order_id=order.pk, now=now, locked=order)
 
 
 def expire_offers_due(*, now: datetime | None = None, limit: int | None = None, batch: int | None = None) -> int:

@@ -123,7 +123,7 @@ def test_drivers_without_a_fresh_position_rank_never_idle_first_then_idle_longes
 def test_excluded_drivers_leave_their_places_to_the_next():
     now = timezone.now()
     first, second, third, fourth = (driver(now, at=offset(m)) for m in (100, 200, 300, 400))
-    assert ranked(now, limit=2, exclude=[[first.pk], Driver.objects.filter(pk=third.pk).values("pk")]) == [second, fourth]
+    assert ranked(now, limit=2, exclude=[[first.pk], selectors.DriverExclusion("d.id = %s", (third.pk,))]) == [second, fourth]
 
 
 def test_a_negative_limit_is_refused():

@@ -95,7 +95,7 @@ def test_free_capacity_means_the_same_in_sql_text_in_a_queryset_and_of_an_instan
         Driver.objects.filter(pk=driver.pk).update(active_order_count=count)
     ids = [d.pk for d in drivers]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {Driver._meta.db_table} WHERE id IN (%s, %s, %s) AND {Driver.FREE_CAPACITY_SQL} ORDER BY id", ids)
+        cursor.execute(f"SELECT d.id FROM {Driver._meta.db_table} d WHERE d.id IN (%s, %s, %s) AND {Driver.free_capacity_sql('d')} ORDER BY d.id", ids)
         in_text = [row[0] for row in cursor.fetchall()]
     in_queryset = list(Driver.objects.filter(Driver.free_capacity_q(), pk__in=ids).order_by("pk").values_list("pk", flat=True))
     of_instances = [d.pk for d in Driver.objects.filter(pk__in=ids).order_by("pk") if d.has_free_capacity]
