@@ -94,16 +94,23 @@ TEMPLATES = [
 # --- Data ---------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
 DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", default=10)
-# Parameters sent apart from the statement (PostgreSQL's extended protocol), and statements a
-# connection repeats prepared once: psycopg no longer quotes every value into the text in
-# Python. Measured with `BENCH_ONLY=lifecycle make bench`: an accept 3.6 -> 3.25 ms of CPU.
-# Behind PgBouncer in transaction mode, see docs/scaling.md (prepared statements).
+# Parameters sent apart from the statement (PostgreSQL's extended protocol): psycopg no
+# longer quotes every value into the text in Python (`BENCH_ONLY=lifecycle make bench`: an
+# accept 3.6 -> 3.25 ms of CPU).
 DATABASE_SERVER_SIDE_BINDING = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+# A statement a connection has sent this many times is prepared: PostgreSQL parses it once
+# and may keep its plan. The candidate search spent more time being planned than run
+# (bench/expiry_sweep.py: 1,000 lapses 6.0 s -> 3.9 s). "off" behind a pooler that cannot
+# keep prepared statements (PgBouncer in transaction mode before 1.21: docs/scaling.md).
+_prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+DATABASE_PREPARE_THRESHOLD = None if _prepare_threshold in ("", "off", "none") else int(_prepare_threshold)
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["server_side_binding"] = DATABASE_SERVER_SIDE_BINDING
+        if DATABASE_SERVER_SIDE_BINDING:
+            options["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
         if DATABASE_POOL_MAX:
             # psycopg's pool: a process reuses a few connections instead of opening one per
             # request or socket message (CONN_MAX_AGE stays 0, as the pool requires).
