@@ -27,6 +27,7 @@ CONNECTING_AT_ONCE = 100  # a steady ramp, as phones come online
 
 def seed() -> tuple[str, str, list[str]]:
     from django.contrib.auth import get_user_model
+    from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from audit.actors import Actor
@@ -49,6 +50,8 @@ def seed() -> tuple[str, str, list[str]]:
     )
     Driver.zones.through.objects.bulk_create([Driver.zones.through(driver_id=driver.pk, zone_id=zone.pk) for driver in drivers])
     tokens = Token.objects.bulk_create([Token(user=u, key=uuid.uuid4().hex) for u in users])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # the planner's statistics, as autovacuum keeps them in production
     return channel.token, channel.webhook_secret, [t.key for t in tokens]
 
 

@@ -209,6 +209,10 @@ class Driver(models.Model):
             # The candidate search's boxes around a pickup (dispatch.selectors.candidate_drivers):
             # a latitude range, longitude checked in the index, for available drivers only.
             models.Index(fields=["last_lat", "last_lon"], condition=Q(availability="available"), name="driver_available_position"),
+            # And "driver_available_idle_first" (idle_since ASC NULLS FIRST, id) for available
+            # drivers, on PostgreSQL only (migration 0015; SQLite cannot write NULLS FIRST in an
+            # index): the candidate search's drivers without a position, idle longest first,
+            # read in this order until the limit, whatever the size of the fleet.
             # The sweeps: breaks that end, and drivers gone silent.
             models.Index(fields=["break_ends_at"], condition=Q(availability="on_break"), name="driver_break_end"),
             models.Index(fields=["last_heartbeat_at"], condition=~Q(availability="offline"), name="driver_heartbeat"),
