@@ -93,8 +93,8 @@ def audit_batched() -> Iterator[None]:
     """Write the events recorded inside the block in one INSERT when it ends, in the order
     they were recorded. For a use case whose change records several events (an accept: the
     order assigned, the offer accepted, its rivals withdrawn), inside its transaction:
-    `with transaction.atomic(durable=True), audit_batched(): ...`. An exception writes nothing
-    (the transaction rolls back anyway). Events written this way have no id until the end;
+    `with transaction.atomic(durable=True), audit_batched(): ...`. An exception, or a
+    transaction marked to roll back, writes nothing (it rolls back anyway). Events written this way have no id until the end;
     one recorded inside a savepoint opened in the block is written at once, so that rolling
     the savepoint back takes it too."""
     events: list[AuditEvent] = []
@@ -103,7 +103,8 @@ def audit_batched() -> Iterator[None]:
         yield
     finally:
         _batch.reset(token)
-    rows_insert(events)
+    if not connection.needs_rollback:  # a transaction marked to roll back records nothing
+        rows_insert(events)
 
 
 def _write(events: list[AuditEvent]) -> None:

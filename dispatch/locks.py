@@ -19,7 +19,7 @@ from django.db.transaction import TransactionManagementError
 
 from dispatch.errors import NotFound
 from dispatch.models import Driver, Order, ShopChannel, Zone
-from dispatch.rows import columns_count, columns_sql, instance_from_row
+from dispatch.rows import columns_count, columns_sql, instance_from_row, integer_out_of_range
 
 _ORDERS, _CHANNELS, _ZONES, _DRIVERS = Order._meta.db_table, ShopChannel._meta.db_table, Zone._meta.db_table, Driver._meta.db_table
 
@@ -51,6 +51,7 @@ def _orders_lock_read(order_ids: list[int], *, skip_locked: bool) -> list[Order]
     In SQL text (`dispatch.rows`): every move of every order starts here, and the ORM's
     queryset for it cost 1 ms of CPU against 0.13 ms for this.
     """
+    order_ids = [order_id for order_id in order_ids if not integer_out_of_range(order_id)]
     if not order_ids:
         return []
     lock = ""
@@ -83,6 +84,8 @@ def driver_lock_unless_held(driver_id: int) -> bool:
     or writing their heartbeat this very moment): True when this transaction holds it now."""
     if not connection.features.has_select_for_update:  # the embedded SQLite: one writer at a time
         return Driver.objects.filter(pk=driver_id).exists()
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("a driver's lock outlives its statement only inside a transaction")
     with connection.cursor() as cursor:  # each decision asks it of each driver it tries: in SQL text
         cursor.execute(f"SELECT id FROM {_DRIVERS} WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [driver_id])  # noqa: S608 (names only)
         return cursor.fetchone() is not None

@@ -21,6 +21,8 @@ from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
 
+_IS_NULL = -1
+
 # Below both PostgreSQL's limit of parameters in one statement (65,535) and SQLite's (32,766).
 _PARAMETERS_PER_STATEMENT = 30_000
 
@@ -29,9 +31,7 @@ def row_insert_unless_conflict(instance: Model) -> bool:
     """Insert the instance unless a unique constraint or index already holds its like; True
     (and its primary key set) when it went in. Runs in the caller's transaction."""
     fields = _insert_fields(type(instance))
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            setattr(instance, field.attname, field.pre_save(instance, True))
+    _stamp_auto_now(instance, fields)
     head, one_row, tail = _insert_sql(type(instance), connection.vendor)
     params = [field.get_db_prep_save(getattr(instance, field.attname), connection=connection) for field in fields]
     with connection.cursor() as cursor:
@@ -51,6 +51,8 @@ def rows_insert(instances: Sequence[Model]) -> None:
         return
     model = type(instances[0])
     fields = _insert_fields(model)
+    for instance in instances:
+        _stamp_auto_now(instance, fields)
     head, one_row, tail = _insert_sql(model, connection.vendor)
     rows_per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(fields))
     for start in range(0, len(instances), rows_per_statement):
@@ -69,6 +71,8 @@ def row_update(model: type[Model], pk: Any, changes: dict[str, Any], *, expected
     key is `pk`, each `expected` field still holds its value and each `later_than` field is
     greater than its value (a deadline not yet passed); True when the row changed."""
     later_than = later_than or {}
+    if integer_out_of_range(pk):
+        return False  # no row has it
     sql, set_fields, check_fields = _update_sql(model, tuple(changes), tuple(expected), tuple(later_than), connection.vendor)
     params = [field.get_db_prep_save(value, connection=connection) for field, value in zip(set_fields, changes.values(), strict=True)]
     checks = [*expected.values(), *later_than.values()]
@@ -107,13 +111,21 @@ def rows_read(model: type[M], **conditions: Any) -> list[M]:
 
 
 def _select(model: type[Model], conditions: dict[str, Any], *, whole_rows: bool) -> list[tuple[Any, ...]]:
-    shape = tuple((name, len(value) if isinstance(value, list | tuple) else None) for name, value in conditions.items())
+    wanted = {name: list(value) if isinstance(value, list | tuple | set | frozenset) else value for name, value in conditions.items()}
+    for name, value in wanted.items():
+        if isinstance(value, list):
+            wanted[name] = [v for v in value if not integer_out_of_range(v)]
+        elif integer_out_of_range(value):
+            return []  # no row can hold it
+    # Per condition: how many values it lists, None for one value, _IS_NULL for None (as the ORM: IS NULL).
+    shape = tuple((name, len(value) if isinstance(value, list) else _IS_NULL if value is None else None) for name, value in wanted.items())
     if any(size == 0 for _, size in shape):
         return []  # IN () holds for no row
     sql, fields = _select_sql(model, shape, whole_rows, connection.vendor)
     params: list[Any] = []
-    for field, value in zip(fields, conditions.values(), strict=True):
-        params += [field.get_db_prep_value(v, connection=connection) for v in (value if isinstance(value, list | tuple) else [value])]
+    for field, value in zip(fields, wanted.values(), strict=True):
+        if value is not None:
+            params += [field.get_db_prep_value(v, connection=connection) for v in (value if isinstance(value, list) else [value])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
@@ -124,7 +136,11 @@ def _select_sql(model: type[Model], shape: tuple[tuple[str, int | None], ...], w
     meta = model._meta
     fields = [meta.get_field(name) for name, _ in shape]
     conditions = [
-        f"{_quoted(field.column)} = %s" if size is None else f"{_quoted(field.column)} IN ({', '.join(['%s'] * size)})"  # type: ignore[union-attr]
+        f"{_quoted(field.column)} = %s"  # type: ignore[union-attr]
+        if size is None
+        else f"{_quoted(field.column)} IS NULL"  # type: ignore[union-attr]
+        if size == _IS_NULL
+        else f"{_quoted(field.column)} IN ({', '.join(['%s'] * size)})"  # type: ignore[union-attr]
         for field, (_, size) in zip(fields, shape, strict=True)
     ]
     pk_column = _quoted(meta.pk.column)  # type: ignore[union-attr]
@@ -165,6 +181,18 @@ def instance_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> M:
             value = converter(value, fields[index].cached_col, connection)  # type: ignore[attr-defined]
         values[index] = value
     return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+def integer_out_of_range(value: Any) -> bool:
+    """An integer no BIGINT column holds (an id from a URL or a socket frame, say): it matches
+    no row. Said before the statement, as the ORM does: SQLite's driver refuses to send it."""
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+
+
+def _stamp_auto_now(instance: Model, fields: "list[Field[Any, Any]]") -> None:
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(instance, field.attname, field.pre_save(instance, True))
 
 
 def _saved(instance: Model, pk: Any) -> None:

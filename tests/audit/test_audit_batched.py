@@ -43,3 +43,10 @@ def test_an_event_inside_a_savepoint_that_rolls_back_is_rolled_back_with_it():
             pass
         audit_record("test.kept_too", **event(3))
     assert sorted(AuditEvent.objects.filter(subject_type="test").values_list("kind", flat=True)) == ["test.kept", "test.kept_too"]
+
+
+def test_a_transaction_marked_to_roll_back_records_nothing_and_raises_nothing():
+    with transaction.atomic(), audit_batched():
+        audit_record("test.undone", **event(1))
+        transaction.set_rollback(True)
+    assert not AuditEvent.objects.filter(subject_type="test").exists()

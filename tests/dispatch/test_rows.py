@@ -100,3 +100,24 @@ def test_free_capacity_means_the_same_in_sql_text_in_a_queryset_and_of_an_instan
     in_queryset = list(Driver.objects.filter(Driver.free_capacity_q(), pk__in=ids).order_by("pk").values_list("pk", flat=True))
     of_instances = [d.pk for d in Driver.objects.filter(pk__in=ids).order_by("pk") if d.has_free_capacity]
     assert in_text == in_queryset == of_instances == ids[:2]
+
+
+def test_an_id_no_bigint_holds_matches_no_row_instead_of_failing():
+    zone = ZoneFactory()
+    too_big = 2**63
+    assert rows_read(Zone, id=too_big) == []
+    assert row_ids(Zone, id=[zone.pk, too_big]) == [zone.pk]
+    assert row_update(Zone, too_big, {"name": "X"}, expected={"name": zone.name}) is False
+    with transaction.atomic():
+        assert order_lock(too_big) is None
+        assert orders_lock([too_big, -(2**63) - 1]) == {}
+
+
+def test_none_asks_is_null_as_the_orm_does_and_a_set_is_a_list():
+    placed, unplaced = DriverFactory(), DriverFactory()
+    Driver.objects.filter(pk=placed.pk).update(last_lat=52.5, last_lon=13.4)
+    Driver.objects.filter(pk=unplaced.pk).update(last_lat=None, last_lon=None)
+    assert row_ids(Driver, last_lat=None) == list(Driver.objects.filter(last_lat=None).order_by("pk").values_list("pk", flat=True))
+    assert unplaced.pk in row_ids(Driver, last_lat=None)
+    assert placed.pk not in row_ids(Driver, last_lat=None)
+    assert row_ids(Driver, id={placed.pk, unplaced.pk}) == sorted([placed.pk, unplaced.pk])
