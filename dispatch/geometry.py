@@ -1,7 +1,7 @@
 """Distances and zone membership. Zone areas are GeoJSON, tested with shapely (no GDAL).
 
-Distances exist twice, the same haversine formula: in Python (distance_m), and as an ORM
-expression the database computes (GreatCircleDistance), so a query can rank and limit by it.
+Distances exist twice, the same haversine formula: in Python (distance_m), and as SQL the
+database computes (great_circle_sql), so a query can rank and limit by it.
 """
 
 import json
@@ -9,9 +9,9 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection as db_connection
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, ExpressionWrapper, F, FloatField, Func, Value
+from django.db.models import Expression, ExpressionWrapper, FloatField, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
 from django.db.models.sql import Query
@@ -32,53 +32,22 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-class GreatCircleDistance(Func):
-    """distance_m() from a fixed point to a row's latitude and longitude columns, in SQL, so a
-    query can rank and limit by it.
+def great_circle_sql(lat: float, lon: float, lat_column: str, lon_column: str) -> tuple[str, tuple[Any, ...]]:
+    """distance_m() from (lat, lon) to a row's latitude and longitude columns, as SQL text and
+    its parameters, so a statement (the candidate search) can rank and limit by it.
 
     The formula is written with Django's math functions (PostgreSQL has them; Django adds them
     to SQLite, the embedded default), but compiled once per database vendor, not per query:
     compiling its two dozen nodes cost about 2 ms of Python on every candidate query, more
     than the query itself. Each query only puts its columns and the point into that SQL.
     """
-
-    output_field = FloatField()
-
-    def __init__(self, lat: float, lon: float, lat_field: str, lon_field: str) -> None:
-        super().__init__(F(lat_field), F(lon_field))
-        phi = math.radians(lat)
-        self.point = {_PHI: phi, _COS_PHI: math.cos(phi), _LAMBDA: math.radians(lon)}
-
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        lat_sql, lat_params = compiler.compile(self.source_expressions[0])
-        lon_sql, lon_params = compiler.compile(self.source_expressions[1])
-        if lat_params or lon_params:
-            raise ValueError("GreatCircleDistance takes plain columns")
-        return _haversine_for(lat_sql, lon_sql, self.point, compiler, connection)
-
-
-def great_circle_sql(lat: float, lon: float, lat_column: str, lon_column: str) -> tuple[str, tuple[Any, ...]]:
-    """distance_m() from (lat, lon) to a row's columns, as SQL text and its parameters, for a
-    statement written as text (the candidate search): the same compiled formula as
-    GreatCircleDistance."""
+    vendor = connection.vendor
+    if vendor not in _haversine_sql:
+        _haversine_sql[vendor] = Query(None).get_compiler(connection=connection).compile(_haversine())
+    sql, params = _haversine_sql[vendor]
     phi = math.radians(lat)
     point = {_PHI: phi, _COS_PHI: math.cos(phi), _LAMBDA: math.radians(lon)}
-    return _haversine_for(lat_column, lon_column, point, Query(None).get_compiler(connection=db_connection), db_connection)
-
-
-def _haversine_for(lat_sql: str, lon_sql: str, point: dict[str, float], compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
-    if connection.vendor not in _haversine_sql:
-        _haversine_sql[connection.vendor] = compiler.compile(_haversine())
-    sql, params = _haversine_sql[connection.vendor]
-    return sql.replace(_LAT_COLUMN, lat_sql).replace(_LON_COLUMN, lon_sql), tuple(point.get(p, p) for p in params)
+    return sql.replace(_LAT_COLUMN, lat_column).replace(_LON_COLUMN, lon_column), tuple(point.get(p, p) for p in params)
 
 
 _LAT_COLUMN, _LON_COLUMN = "__latitude_column__", "__longitude_column__"

@@ -82,7 +82,6 @@ def test_an_order_lock_reads_the_order_with_its_shop_and_zone_as_the_orm_does():
         assert order_lock(order.pk + 1000) is None
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the embedded SQLite locks the whole database, not rows")
 @pytest.mark.django_db(transaction=True)  # no test-wide transaction around it
 def test_an_order_lock_outside_a_transaction_is_refused():
     with pytest.raises(TransactionManagementError):
