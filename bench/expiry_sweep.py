@@ -34,7 +34,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from bench.harness import prepare_database, write_result
+from bench.harness import StatementCounter, prepare_database, write_result
 
 DUE_SIZES = [int(x) for x in os.environ.get("BENCH_EXPIRY_DUE", "100,1000,10000").split(",")]
 # Runs of each size; the upper median is kept. Short runs are repeated: a 2 s run swings with
@@ -50,17 +50,6 @@ TARGET_PER_OFFER_GROWTH = 1.5
 CITY_SIDE_M = 5_000.0
 METRES_PER_DEGREE = 111_195.0
 NEW_OFFER_TIMEOUT_S = 30_000  # the offers the sweep makes never fall due during the run
-
-
-class StatementCounter:
-    """Counts the statements this process sends, through Django's execute wrapper."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def setup() -> Any:

@@ -1,5 +1,6 @@
 """Shared plumbing for the benchmarks: a scratch database, a server process, percentiles."""
 
+import asyncio
 import json
 import os
 import socket
@@ -150,3 +151,40 @@ def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any, *, st
         )
         for _ in range(count)
     )
+
+
+class StatementCounter:
+    """Counts the statements this process sends, through Django's execute wrapper
+    (`with connection.execute_wrapper(counter): ...`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+async def post_all(urls: list[str], bodies: list[tuple[bytes, dict[str, str]]], *, concurrency: int) -> tuple[list[float], float, int]:
+    """POST every (body, headers), `concurrency` at a time, sender i always to urls[i % len(urls)]
+    (as behind a load balancer); returns (latency of each, seconds for all, answers not 200)."""
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+
+    async def sender(client: httpx.AsyncClient, url: str) -> None:
+        nonlocal errors
+        while not queue.empty():
+            raw, headers = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.post(url, content=raw, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            errors += response.status_code != 200
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(client, urls[i % len(urls)]) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, elapsed, errors

@@ -8,13 +8,10 @@ Rounds of the two endpoints alternate so that machine noise hits both alike. Tar
 
 import asyncio
 import os
-import time
 import uuid
 from typing import Any
 
-import httpx
-
-from bench.harness import prepare_database, server, summarise, write_result
+from bench.harness import post_all, prepare_database, server, summarise, write_result
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 REQUESTS_PER_ROUND = int(os.environ.get("BENCH_REQUESTS", "400"))
@@ -58,38 +55,15 @@ def signed_bodies(token: str, secret: str, count: int) -> list[tuple[bytes, dict
     return bodies
 
 
-async def fire(url: str, bodies: list[tuple[bytes, dict[str, str]]]) -> tuple[list[float], float, int]:
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-    for item in bodies:
-        queue.put_nowait(item)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while not queue.empty():
-            raw, headers = queue.get_nowait()
-            started = time.perf_counter()
-            response = await client.post(url, content=raw, headers=headers)
-            latencies.append(time.perf_counter() - started)
-            errors += response.status_code != 200
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
-        elapsed = time.perf_counter() - started
-    return latencies, elapsed, errors
-
-
 def run() -> dict[str, Any]:
     prepare_database()
     token, secret = seed()
     results: dict[str, dict[str, Any]] = {name: {"lat": [], "time": 0.0, "errors": 0} for name in ("bare", "intake")}
     with server() as (base, _):
-        asyncio.run(fire(f"{base}/webhooks/vendure/", signed_bodies(token, secret, 50)))  # warm-up
+        asyncio.run(post_all([f"{base}/webhooks/vendure/"], signed_bodies(token, secret, 50), concurrency=CONCURRENCY))  # warm-up
         for _ in range(ROUNDS):
             for name, path in (("bare", "/bench/bare-intake/"), ("intake", "/webhooks/vendure/")):
-                latencies, elapsed, failed = asyncio.run(fire(base + path, signed_bodies(token, secret, REQUESTS_PER_ROUND)))
+                latencies, elapsed, failed = asyncio.run(post_all([base + path], signed_bodies(token, secret, REQUESTS_PER_ROUND), concurrency=CONCURRENCY))
                 results[name]["lat"] += latencies
                 results[name]["time"] += elapsed
                 results[name]["errors"] += failed

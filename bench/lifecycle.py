@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from bench.harness import prepare_database, write_result
+from bench.harness import StatementCounter, prepare_database, write_result
 
 CYCLES = int(os.environ.get("BENCH_LIFECYCLE_CYCLES", "200"))
 TARGET_CPU_MS = 20.0
@@ -42,17 +42,6 @@ def setup() -> tuple[Any, Any]:
     switch_set(name="v2_offers", active=True, actor=actor)
     rollout_set(feature="v2_offers", percentage=100, actor=actor)
     return channel, Driver.objects.get(pk=driver.pk)
-
-
-class StatementCounter:
-    """Counts the statements this process sends, through Django's execute wrapper."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def cycle(channel: Any, driver: Any, counter: StatementCounter, cpu: dict[str, list[float]], statements: dict[str, list[int]]) -> None:

@@ -29,9 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.harness import ROOT, prepare_database, server, summarise, write_result
+from bench.harness import ROOT, post_all, prepare_database, server, summarise, write_result
 
 BLOCKS = int(os.environ.get("BENCH_SCALE_BLOCKS", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_SCALE_CONCURRENCY", "8"))
@@ -44,30 +42,6 @@ CYCLES_PER_WORKER = int(os.environ.get("BENCH_SCALE_CYCLES", "60"))
 # --- intake through one or two servers ------------------------------------------------------
 
 
-async def fire(urls: list[str], bodies: list[tuple[bytes, dict[str, str]]]) -> tuple[list[float], float, int]:
-    """Post every body, CONCURRENCY at a time; sender i always uses server i % len(urls)."""
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-    for item in bodies:
-        queue.put_nowait(item)
-
-    async def sender(client: httpx.AsyncClient, url: str) -> None:
-        nonlocal errors
-        while not queue.empty():
-            raw, headers = queue.get_nowait()
-            started = time.perf_counter()
-            response = await client.post(url, content=raw, headers=headers)
-            latencies.append(time.perf_counter() - started)
-            errors += response.status_code != 200
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(sender(client, urls[i % len(urls)]) for i in range(CONCURRENCY)))
-        elapsed = time.perf_counter() - started
-    return latencies, elapsed, errors
-
-
 def intake_scaling() -> dict[str, Any]:
     from bench import intake
     from dispatch.models import Order
@@ -77,12 +51,12 @@ def intake_scaling() -> dict[str, Any]:
     sent = 0
     with server() as (first, _), server() as (second, _):
         for base in (first, second):  # warm up both
-            asyncio.run(fire([f"{base}/webhooks/vendure/"], intake.signed_bodies(token, secret, 30)))
+            asyncio.run(post_all([f"{base}/webhooks/vendure/"], intake.signed_bodies(token, secret, 30), concurrency=CONCURRENCY))
             sent += 30
         for _ in range(BLOCKS):
             for processes, urls in ((1, [first]), (2, [first, second])):
                 latencies, elapsed, failed = asyncio.run(
-                    fire([f"{u}/webhooks/vendure/" for u in urls], intake.signed_bodies(token, secret, REQUESTS_PER_BLOCK))
+                    post_all([f"{u}/webhooks/vendure/" for u in urls], intake.signed_bodies(token, secret, REQUESTS_PER_BLOCK), concurrency=CONCURRENCY)
                 )
                 sent += REQUESTS_PER_BLOCK
                 results[processes]["lat"] += latencies
