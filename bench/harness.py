@@ -61,29 +61,12 @@ def free_port() -> int:
 def server(app: str = "bench.asgi:application", extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """A uvicorn process on 127.0.0.1; yields (base url, pid)."""
     port = free_port()
+    from dispatch.serving import uvicorn_command  # needs Django's settings, set up by prepare_database
+
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--ws",
-            "websockets-sansio",
-            "--ws-per-message-deflate",
-            "false",
-            "--ws-max-size",
-            "65536",
-            "--backlog",
-            "8192",
-            "--timeout-graceful-shutdown",
-            "5",
+            *uvicorn_command(host="127.0.0.1", port=port, app=app),
+            *("--log-level", "warning", "--no-access-log", "--backlog", "8192", "--timeout-graceful-shutdown", "5"),
             *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
         ],
         cwd=ROOT,

@@ -3,13 +3,14 @@
 import os
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from django.db import connection
+
+from dispatch.serving import uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,29 +48,7 @@ def uvicorn_servers(count=1, extra_env=None):
     ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "dispatch.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--ws",
-                "websockets-sansio",
-                "--ws-per-message-deflate",
-                "false",
-                "--ws-max-size",
-                "65536",
-                "--lifespan",
-                "off",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--backlog",
-                "4096",
-            ],
+            [*uvicorn_command(host="127.0.0.1", port=port), "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
             cwd=ROOT,
             env=env,
         )

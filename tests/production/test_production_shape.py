@@ -30,6 +30,7 @@ import psycopg
 import pytest
 import redis
 
+from dispatch.serving import uvicorn_command
 from offers import simulation
 from tests.fake_vendure import FakeVendure
 from tests.live.servers import free_port, wait_until_healthy
@@ -67,24 +68,7 @@ class Shape:
     def start_server(self, name, port=None):
         port = port or free_port()
         self.urls[name] = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "uvicorn", "dispatch.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        self._start(
-            name,
-            [
-                *argv,
-                "--ws",
-                "websockets-sansio",
-                "--ws-per-message-deflate",
-                "false",
-                "--ws-max-size",
-                "65536",
-                "--lifespan",
-                "off",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-        )
+        self._start(name, [*uvicorn_command(host="127.0.0.1", port=port), "--no-access-log", "--log-level", "warning"])
 
     def start_worker(self, name):
         celery = [sys.executable, "-m", "celery", "-A", "dispatch"]

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-ASGI_APP = "dispatch.asgi:application"
+from dispatch.serving import ASGI_APP, uvicorn_command
 
 
 def port_number(value: str) -> int:
@@ -85,10 +85,7 @@ class Command(BaseCommand):
         python = sys.executable
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir())}
         commands = {
-            "asgi": [
-                *(python, "-m", "uvicorn", ASGI_APP, "--host", host, "--port", str(port), "--lifespan", "off"),
-                *("--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", str(settings.DISPATCH_WS_MAX_MESSAGE_BYTES)),
-            ],
+            "asgi": uvicorn_command(host=host, port=port),
             "worker": [python, "-m", "celery", "-A", "dispatch", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "dispatch", "beat", "--loglevel", "INFO"],
         }
