@@ -11,14 +11,12 @@ away). Support reads it in the order's timeline; ops on the order's page in admi
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 
 from audit.actors import SYSTEM
 from audit.services import audit_record_many
 from dispatch import services as lifecycle
 from dispatch.clock import database_datetime
-from dispatch.geometry import distance_m
 from dispatch.models import Driver, Order, Reassignment
 from offers.models import Offer
 
@@ -78,20 +76,15 @@ class DecisionTrace:
             self.rows.append({"driver": driver_id, "name": name, "rank": None, "result": "skipped", "reason": reason, "at": when})
 
     def _basis(self, driver: Driver) -> dict[str, Any]:
-        distance = getattr(driver, "distance_m", None)
-        if distance is None and self._has_fresh_position(driver):
-            distance = distance_m(self.order.pickup_lat, self.order.pickup_lon, driver.last_lat, driver.last_lon)  # type: ignore[arg-type]
+        # The candidate search gives each driver its distance, None without a fresh position
+        # (dispatch.selectors.candidate_drivers decides what "fresh" is).
+        distance = driver.distance_m  # type: ignore[attr-defined]
         idle_s = (self.now - driver.idle_since).total_seconds() if driver.idle_since else None
         return {
             "by": "nearest" if distance is not None else "idle_longest",
             "distance_m": round(distance) if distance is not None else None,
             "idle_s": max(0, round(idle_s)) if idle_s is not None else None,
         }
-
-    def _has_fresh_position(self, driver: Driver) -> bool:
-        if driver.last_lat is None or driver.last_lon is None or driver.last_position_at is None:
-            return False
-        return (self.now - driver.last_position_at).total_seconds() <= settings.DISPATCH_POSITION_MAX_AGE_S
 
     def record(self, outcome: str) -> None:
         """The decision's record, after the events of the offers it made, in one INSERT."""
