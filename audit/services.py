@@ -94,9 +94,9 @@ def audit_batched() -> Iterator[None]:
     they were recorded. For a use case whose change records several events (an accept: the
     order assigned, the offer accepted, its rivals withdrawn), inside its transaction:
     `with transaction.atomic(durable=True), audit_batched(): ...`. An exception, or a
-    transaction marked to roll back, writes nothing (it rolls back anyway). Events written this way have no id until the end;
-    one recorded inside a savepoint opened in the block is written at once, so that rolling
-    the savepoint back takes it too."""
+    transaction marked to roll back, writes nothing (it rolls back anyway). Events written
+    this way have no id until the end; one recorded inside a savepoint opened in the block is
+    written at once, so that rolling the savepoint back takes it too."""
     events: list[AuditEvent] = []
     token = _batch.set((events, len(connection.savepoint_ids)))
     try:

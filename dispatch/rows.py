@@ -186,7 +186,10 @@ def instance_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> M:
 def integer_out_of_range(value: Any) -> bool:
     """An integer no BIGINT column holds (an id from a URL or a socket frame, say): it matches
     no row. Said before the statement, as the ORM does: SQLite's driver refuses to send it."""
-    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    low, high = connection.ops.integer_field_range("BigIntegerField")
+    return not low <= value <= high
 
 
 def _stamp_auto_now(instance: Model, fields: "list[Field[Any, Any]]") -> None:
