@@ -20,7 +20,7 @@ from audit.actors import SYSTEM, Actor
 from audit.services import audit_record
 from dispatch import limits, selectors
 from dispatch.errors import DriverBusy, DriverUnavailable, IllegalTransition, InvalidInput, NotFound, OverCapacity
-from dispatch.locks import driver_account_lock, driver_lock_unless_held, order_lock, order_locked
+from dispatch.locks import driver_capacity_take, order_lock, order_locked
 from dispatch.models import Driver, Order, Reassignment, ShopChannel
 from dispatch.outbound import outbound_url_check
 from dispatch.rows import row_insert_unless_conflict, row_update
@@ -122,25 +122,20 @@ def _capacity_release(driver_id: int, now: datetime) -> None:
 def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = True) -> None:
     """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock.
 
-    The driver's account is locked and read first (`driver_account_lock`): a deactivation in
-    flight commits before we read it, so a deactivated driver takes no work, however it is
-    given (v1, an accept, ops by hand), and however they were deactivated.
+    The driver's account is locked and read first: a deactivation in flight commits before we
+    read it, so a deactivated driver takes no work, however it is given (v1, an accept, ops by
+    hand), and however they were deactivated. With `wait_for_driver=False` a driver another
+    transaction holds is refused (DriverBusy) instead of waited for.
     """
-    is_active = driver_account_lock(driver_id)
-    if is_active is None:
-        raise NotFound(f"driver {driver_id} does not exist")
-    if not is_active:
-        raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
-    if not wait_for_driver and not driver_lock_unless_held(driver_id):
-        raise DriverBusy(f"driver {driver_id} is being decided about elsewhere", driver=driver_id)
     idle_since = Driver._meta.get_field("idle_since").get_db_prep_save(now, connection=connection)
-    with connection.cursor() as cursor:  # every assignment: in SQL text (dispatch.rows says why)
-        cursor.execute(
-            f"UPDATE {_DRIVERS} SET active_order_count = active_order_count + 1, idle_since = %s WHERE id = %s AND {Driver.free_capacity_sql()}",  # noqa: S608
-            [idle_since, driver_id],
-        )
-        taken = cursor.rowcount
-    if not taken:
+    taking = driver_capacity_take(driver_id, idle_since=idle_since, wait_for_driver=wait_for_driver)
+    if taking.is_active is None:
+        raise NotFound(f"driver {driver_id} does not exist")
+    if not taking.is_active:
+        raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
+    if not taking.is_held:
+        raise DriverBusy(f"driver {driver_id} is being decided about elsewhere", driver=driver_id)
+    if not taking.is_taken:
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
 
 
