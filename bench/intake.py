@@ -11,7 +11,7 @@ import os
 import uuid
 from typing import Any
 
-from bench.harness import post_all, prepare_database, server, summarise, write_result
+from bench.harness import post_all, prepare_database, server, service_history_seed, summarise, write_result
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 REQUESTS_PER_ROUND = int(os.environ.get("BENCH_REQUESTS", "400"))
@@ -20,14 +20,13 @@ TARGET_THROUGHPUT_RATIO = 0.5
 
 
 def seed() -> tuple[str, str]:
-    from django.db import connection
 
     from audit.actors import Actor
     from dispatch.models import Driver, Zone
     from dispatch.services import driver_create, shop_channel_register
 
     actor = Actor.system("bench")
-    Zone.objects.create(
+    zone = Zone.objects.create(
         name="Bench city",
         slug="bench",
         postal_code_prefixes=["1"],
@@ -39,8 +38,7 @@ def seed() -> tuple[str, str]:
     for n in range(100):
         driver, _ = driver_create(name=f"Bench driver {n}", phone=f"+100{n:05d}", zone_slugs=["bench"], capacity=50, actor=actor)
         Driver.objects.filter(pk=driver.pk).update(availability=Driver.Availability.AVAILABLE)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # the planner's statistics, as autovacuum keeps them in production
+    service_history_seed(channel, zone)
     return channel.token, channel.webhook_secret
 
 
