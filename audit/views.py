@@ -18,6 +18,7 @@ from audit import selectors
 from audit.forms import AuditSearchForm
 from dispatch.access import SUPPORT_READERS, staff_group_required
 from dispatch.models import Order
+from tracking.selectors import tracking_link_shown
 
 CSV_COLUMNS = [
     "occurred_at",
@@ -73,6 +74,7 @@ def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
         "is_continued": after is not None,
         "page_size": selectors.STORY_PAGE_SIZE,
         "section": "support",
+        "tracking": tracking_link_shown(order_id) if order is not None else None,
     }
     return render(request, "staff/order_timeline.html", context, status=status)
 

@@ -7,7 +7,6 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from availability import services
 from dispatch.api import DriverAPIView, errors
 from dispatch.models import Driver
 from dispatch.serializer_fields import StrictFloatField
@@ -72,7 +71,7 @@ class PositionView(DriverAPIView):
         """Report where the driver is; used to pick the nearest driver for new orders."""
         body = PositionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.driver_position_update(
+        driver_usecases.driver_position_report(
             driver_id=self.driver.pk, lat=body.validated_data["lat"], lon=body.validated_data["lon"], at=body.validated_data.get("recorded_at")
         )
         return Response(status=204)

@@ -126,8 +126,9 @@ def driver_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:
         raise NotFound(f"driver {driver_id} not found")
 
 
-def driver_position_update(*, driver_id: int, lat: float, lon: float, at: datetime | None = None) -> None:
-    """Record where the driver is. Positions are telemetry, not state: they are not audited."""
+def driver_position_update(*, driver_id: int, lat: float, lon: float, at: datetime | None = None) -> datetime | None:
+    """Record where the driver is; returns the moment stored, or None for a position older
+    than the one held. Positions are telemetry, not state: they are not audited."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InvalidInput("latitude must be within -90..90 and longitude within -180..180", lat=lat, lon=lon)
     now = timezone.now()
@@ -138,6 +139,7 @@ def driver_position_update(*, driver_id: int, lat: float, lon: float, at: dateti
     )
     if not updated and not Driver.objects.filter(pk=driver_id).exists():
         raise NotFound(f"driver {driver_id} not found")
+    return at if updated else None
 
 
 # --- Socket presence: the sockets drivers' apps hold open --------------------------------

@@ -10,6 +10,7 @@ from django.urls import path
 
 from dispatch.asgi import django_asgi_app
 from offers.consumers import DriverConsumer
+from tracking.consumers import TrackingConsumer
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -20,6 +21,8 @@ class EchoConsumer(AsyncWebsocketConsumer):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter([path("ws/driver/", DriverConsumer.as_asgi()), path("ws/echo/", EchoConsumer.as_asgi())]),
+        "websocket": URLRouter(
+            [path("ws/driver/", DriverConsumer.as_asgi()), path("ws/track/<str:token>/", TrackingConsumer.as_asgi()), path("ws/echo/", EchoConsumer.as_asgi())]
+        ),
     }
 )

@@ -14,6 +14,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
@@ -296,7 +297,7 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     search_fields = ["code", "vendure_order_id", "customer_name", "customer_phone", "driver__name"]
     date_hierarchy = "received_at"
     list_select_related = ["channel", "zone", "driver"]
-    actions = ["assign_to_driver", "unassign", "cancel"]
+    actions = ["assign_to_driver", "unassign", "cancel", "revoke_tracking_link"]
     ordering = ["-received_at"]
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> list[Any]:
@@ -307,7 +308,7 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Orders come from shops and change only through the actions: nothing is edited in place.
-        return [f.name for f in Order._meta.fields] + ["audit_link", "dispatch_decisions"]
+        return [f.name for f in Order._meta.fields] + ["tracking_link", "audit_link", "dispatch_decisions"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -342,6 +343,12 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
             for event in events
         ]
         return format_html_join("", "{}", ((block,) for block in blocks)) if blocks else "—"
+
+    @admin.display(description="Customer's tracking link")
+    def tracking_link(self, order: Order) -> str:
+        from tracking.selectors import tracking_link_shown  # tracking builds on orders, not the other way round
+
+        return tracking_link_shown(order.pk).as_html()
 
     @admin.display(description="Audit trail")
     def audit_link(self, order: Order) -> str:
@@ -386,6 +393,21 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
         actor = Actor.staff(request.user)
         reason = form.cleaned_data["reason"]
         self._apply(request, queryset, lambda o: order_usecases.order_cancel(order_id=o.pk, actor=actor, reason=reason), "cancelled")
+        return None
+
+    @admin.action(description="Withdraw the customer's tracking link", permissions=["change"])
+    def revoke_tracking_link(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        from tracking.services import tracking_link_revoke
+
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._form_page(request, queryset, form, "revoke_tracking_link", "Withdraw tracking links")
+        actor, reason, now = Actor.staff(request.user), form.cleaned_data["reason"], timezone.now()
+        withdrawn = [order.code for order in queryset if tracking_link_revoke(order_id=order.pk, reason=reason, actor=actor, now=now)]
+        if withdrawn:
+            self.message_user(request, f"{len(withdrawn)} tracking link(s) withdrawn.", messages.SUCCESS)
+        if len(withdrawn) < len(queryset):
+            self.message_user(request, f"{len(queryset) - len(withdrawn)} order(s) had no live tracking link.", messages.WARNING)
         return None
 
 

@@ -266,6 +266,8 @@ class Order(models.Model):
     ACTIVE_STATUSES = (Status.ASSIGNED, Status.PICKED_UP)
     WAITING_STATUSES = (Status.RECEIVED, Status.UNASSIGNED)
     TERMINAL_STATUSES = (Status.DELIVERED, Status.CANCELLED, Status.FAILED)
+    # The cancel_reason of an order the shop cancelled (a webhook); tracking pages say who cancelled.
+    SHOP_CANCEL_REASON = "cancelled by the shop"
 
     channel = models.ForeignKey(ShopChannel, on_delete=models.PROTECT, related_name="orders")
     vendure_order_id = models.CharField(max_length=64, help_text="Vendure's order id (a string)")

@@ -71,6 +71,8 @@ def row_update(model: type[Model], pk: Any, changes: dict[str, Any], *, expected
     key is `pk`, each `expected` field still holds its value and each `later_than` field is
     greater than its value (a deadline not yet passed); True when the row changed."""
     later_than = later_than or {}
+    if any(value is None for value in (*expected.values(), *later_than.values())):
+        raise ValueError("row_update compares with '=' and '>', which NULL never satisfies: use the ORM's isnull")
     if integer_out_of_range(pk):
         return False  # no row has it
     sql, set_fields, check_fields = _update_sql(model, tuple(changes), tuple(expected), tuple(later_than), connection.vendor)

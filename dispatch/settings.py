@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "offers",
     "escalation",
     "observability",
+    "tracking",
     "usecases",
 ]
 
@@ -150,6 +151,16 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# "default" is each process's own (short-lived figures a dashboard shares); "shared" is seen by
+# every process (rate limits per client address, dispatch/ratelimit.py): Redis in production.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "dispatch", "TIMEOUT": 300}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "shared"}
+    ),
+}
 # Sync code (views, tasks, sweeps) hands its messages to an outbox that one event loop per
 # process sends in batches (dispatch/layer_outbox.py): a batch Redis has not taken after this
 # long is given up and logged (the caller never waits for it), and an outbox holding this many
@@ -283,6 +294,16 @@ VENDURE_REPORT_MAX_RETRIES = env.int("VENDURE_REPORT_MAX_RETRIES", default=15)
 VENDURE_REPORT_BACKOFF_S = env.float("VENDURE_REPORT_BACKOFF_S", default=5.0)
 VENDURE_REPORT_BACKOFF_MAX_S = env.float("VENDURE_REPORT_BACKOFF_MAX_S", default=600.0)
 # Where people reach the service (links in escalation messages) and the runbooks.
+# Tracking links (tracking/): how long a link works after its order ended; how old a driver's
+# position may be before the page says "position not updated"; lookups per client address a
+# minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made
+# with (empty: derived from SECRET_KEY; changing it kills every link given out).
+DISPATCH_TRACKING_LINK_TTL_H = env.int("DISPATCH_TRACKING_LINK_TTL_H", default=24)
+DISPATCH_TRACKING_POSITION_STALE_S = env.int("DISPATCH_TRACKING_POSITION_STALE_S", default=120)
+DISPATCH_TRACKING_LOOKUPS_PER_MINUTE = env.int("DISPATCH_TRACKING_LOOKUPS_PER_MINUTE", default=120)
+DISPATCH_TRACKING_MISSES_PER_MINUTE = env.int("DISPATCH_TRACKING_MISSES_PER_MINUTE", default=20)
+DISPATCH_TRACKING_KEY = env.str("DISPATCH_TRACKING_KEY", default="")
+DISPATCH_TRACKING_POLL_S = env.int("DISPATCH_TRACKING_POLL_S", default=5)
 DISPATCH_PUBLIC_URL = env.str("DISPATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Empty: messages name the runbook's path in the repository (docs/runbooks/...).
 DISPATCH_RUNBOOK_BASE_URL = env.str("DISPATCH_RUNBOOK_BASE_URL", default="")

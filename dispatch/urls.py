@@ -7,6 +7,7 @@ from dispatch import api as dispatch_api
 from dispatch import views
 from observability import views as observability_views
 from offers import api as offers_api
+from tracking import views as tracking_views
 from vendure.views import vendure_webhook
 
 api_v1 = [
@@ -49,6 +50,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/docs/v2/", SpectacularSwaggerSplitView.as_view(url_name="schema-v2"), name="api-docs-v2"),
     path("webhooks/vendure/", vendure_webhook, name="vendure-webhook"),
+    # A customer's tracking link: public, found by its token (tracking/).
+    path("t/<str:token>/", tracking_views.tracking_page, name="tracking-page"),
+    path("t/<str:token>/state.json", tracking_views.tracking_state_json, name="tracking-state"),
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),

@@ -295,7 +295,9 @@ class DriverConsumer(AsyncWebsocketConsumer):
     async def _location(self, frame: dict[str, Any]) -> None:
         assert self.driver is not None
         fields = _validated(LocationSerializer, frame)
-        await self._as_driver(availability.driver_position_update, driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at"))
+        await self._as_driver(
+            driver_usecases.driver_position_report, driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at")
+        )
 
     async def _availability(self, frame: dict[str, Any]) -> dict[str, Any]:
         assert self.driver is not None

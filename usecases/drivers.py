@@ -11,6 +11,7 @@ from audit.actors import SYSTEM, Actor
 from availability import selectors as availability_selectors
 from availability import services as availability
 from availability.services import AvailabilityChange
+from dispatch import selectors as dispatch_selectors
 from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition
@@ -19,6 +20,7 @@ from offers import selectors as offer_selectors
 from offers.frames import offer_frame, order_update_frame
 from rollout.models import Feature
 from rollout.selectors import feature_enabled_for, switch_is_on
+from tracking import notify as tracking_notify
 
 A = Driver.Availability
 
@@ -189,3 +191,14 @@ def driver_socket_open(*, driver_id: int, channel_name: str, app_version: str = 
     frames = [offer_frame(offer) for offer in offer_selectors.driver_pending_offers(driver_id)]
     frames += [order_update_frame(order) for order in offer_selectors.driver_active_orders(driver_id)]
     return SocketOpened(evicted_channel_names=evicted, frames=frames)
+
+
+def driver_position_report(*, driver_id: int, lat: float, lon: float, at: datetime | None = None) -> None:
+    """A driver's position, from their socket or the API: stored, and shown on the tracking
+    pages of the orders they carry (picked up, not ended), never on any other."""
+    stored_at = availability.driver_position_update(driver_id=driver_id, lat=lat, lon=lon, at=at)
+    if stored_at is None:
+        return  # older than the position held: nobody is shown the past
+    carried = dispatch_selectors.orders_carried_by(driver_id)
+    if carried:
+        tracking_notify.driver_position_send(order_ids=carried, driver_id=driver_id, lat=lat, lon=lon, at=stored_at)

@@ -11,6 +11,9 @@ from audit.services import audit_batched
 from dispatch import services as lifecycle
 from dispatch.errors import IllegalTransition
 from dispatch.models import Order, ShopChannel
+from tracking import links as tracking_links
+from tracking import selectors as tracking_selectors
+from tracking import services as tracking
 from usecases.dispatching import order_dispatch_locked
 from usecases.orders import order_cancel_locked
 from vendure import services as vendure
@@ -24,6 +27,7 @@ class WebhookResult:
     outcome: str
     order_id: int | None = None
     duplicate_event: bool = False
+    tracking_url: str | None = None  # for an order received now or before: the customer's link
 
 
 def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None = None) -> WebhookResult:
@@ -46,16 +50,18 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
         if is_ready:
             order, created = lifecycle.order_receive(channel=channel, intake=vendure.intake_from_vendure(order_data, received_at=now), actor=actor, now=now)
             record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
+            token = tracking.tracking_link_create(order=order, now=now) if created else tracking_selectors.tracking_token_of_order(order.pk)
             if created and vendure.order_cancelled_before_receipt(channel=channel, vendure_order_id=order.vendure_order_id, this_event=record):
-                order_cancel_locked(order_id=order.pk, actor=actor, reason="cancelled by the shop before it was received", now=now)
+                order_cancel_locked(order_id=order.pk, actor=actor, reason=f"{Order.SHOP_CANCEL_REASON} before it was received", now=now)
             elif created:
                 order_dispatch_locked(order_id=order.pk, now=now, locked=order, fresh=True)
         else:
+            token = None
             order = Order.objects.filter(channel=channel, vendure_order_id=order_data["id"]).first()
             record.outcome = _cancel_from_shop(channel, order, order_data, actor=actor, now=now)
         if record.outcome != stored_outcome:
             record.save(update_fields=["outcome"])
-    return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None)
+    return WebhookResult(outcome=record.outcome, order_id=order.pk if order else None, tracking_url=tracking_links.tracking_url(token) if token else None)
 
 
 def _cancel_from_shop(channel: ShopChannel, order: Order | None, order_data: dict[str, Any], *, actor: Any, now: datetime) -> str:
@@ -65,7 +71,7 @@ def _cancel_from_shop(channel: ShopChannel, order: Order | None, order_data: dic
     if order.status in Order.TERMINAL_STATUSES:
         return Outcome.ALREADY_FINISHED
     try:
-        order_cancel_locked(order_id=order.pk, actor=actor, reason="cancelled by the shop", now=now)
+        order_cancel_locked(order_id=order.pk, actor=actor, reason=Order.SHOP_CANCEL_REASON, now=now)
     except IllegalTransition:
         return Outcome.ALREADY_FINISHED
     return Outcome.ORDER_CANCELLED

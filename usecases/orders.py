@@ -16,6 +16,7 @@ from dispatch.services import OrderMove
 from escalation import services as escalation_services
 from offers import services as offer_services
 from offers.models import Offer
+from tracking import notify as tracking_notify
 from vendure import services as vendure_services
 from vendure.models import FulfillmentStep
 
@@ -29,7 +30,7 @@ def order_moved(move: OrderMove, now: datetime) -> None:
     """What follows every move of an order, in its transaction and in this order: escalations
     about the status it left resolve; the shop's report of a pickup or delivery is scheduled
     (a row the report sweep owns); a driver who got capacity back is tried for waiting orders
-    once the move committed."""
+    and the order's open tracking pages are told, once the move committed."""
     escalation_services.escalations_resolve_for_order(order_id=move.order.pk, status=move.after, now=now)
     step = SHOP_STEP_FOR_STATUS.get(move.after)  # type: ignore[call-overload]
     if step is not None:
@@ -37,6 +38,8 @@ def order_moved(move: OrderMove, now: datetime) -> None:
     freed = move.freed_driver_id
     if freed is not None:
         after_commit(lambda: _waiting_orders_try_soon(freed))
+    order_id = move.order.pk
+    after_commit(lambda: tracking_notify.order_changed_send(order_id))  # open tracking pages read the new state
 
 
 def _waiting_orders_try_soon(driver_id: int) -> None:

@@ -19,6 +19,7 @@ from dispatch.clock import database_now
 from dispatch.errors import InvalidInput
 from dispatch.models import Order, ShopChannel
 from dispatch.rows import row_ids, row_insert_unless_conflict, rows_read
+from tracking.selectors import tracking_link_shown
 from vendure.admin_api import VendureAdminClient, VendureRejected, VendureUnavailable
 from vendure.models import FulfillmentReport, FulfillmentStep, WebhookEvent
 from vendure.payloads import event_validated
@@ -158,6 +159,15 @@ def fulfillment_report(*, order_id: int, step: str) -> str:
     return "reported"
 
 
+def _fulfillment_method(order: Order) -> str:
+    """The fulfillment's method as the shop's staff and customer see it: the driver, and the
+    customer's tracking link while it works (the order's reference stays the tracking code,
+    which finds the fulfillment again after a lost answer)."""
+    method = f"Dispatch driver: {order.driver.name if order.driver else 'unknown'}"
+    link = tracking_link_shown(order.pk)
+    return f"{method} · track: {link.url}" if link.status == "live" else method
+
+
 def _fulfillment_ensure_created(order: Order, client: VendureAdminClient) -> None:
     with transaction.atomic():
         report = FulfillmentReport.objects.select_for_update().get(order=order)
@@ -166,9 +176,7 @@ def _fulfillment_ensure_created(order: Order, client: VendureAdminClient) -> Non
         report.attempts += 1
         lines = [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines if line.get("quantity")]
         try:
-            fulfillment_id = client.add_fulfillment(
-                lines=lines, method=f"Dispatch driver: {order.driver.name if order.driver else 'unknown'}", tracking_code=order.reference
-            )
+            fulfillment_id = client.add_fulfillment(lines=lines, method=_fulfillment_method(order), tracking_code=order.reference)
         except VendureRejected as exc:
             if exc.error_code != "ITEMS_ALREADY_FULFILLED_ERROR":
                 raise

@@ -63,4 +63,7 @@ def vendure_webhook(request: HttpRequest) -> JsonResponse:
     except InvalidInput as exc:
         return _error(400, exc.code, exc.message, exc.detail)
     metrics.webhook_outcome(result.outcome, is_accepted=True)
-    return JsonResponse({"outcome": result.outcome, "order": result.order_id, "duplicate": result.duplicate_event})
+    answer = {"outcome": result.outcome, "order": result.order_id, "duplicate": result.duplicate_event}
+    if result.tracking_url:
+        answer["tracking_url"] = result.tracking_url
+    return JsonResponse(answer)

@@ -61,6 +61,14 @@ def test_a_compare_and_set_writes_only_while_the_row_holds_what_it_expects():
     assert Zone.objects.get(pk=zone.pk).offer_timeout_s == 60
 
 
+def test_a_compare_and_set_refuses_to_expect_null_which_equality_never_matches():
+    driver = DriverFactory()
+    with pytest.raises(ValueError, match="isnull"):
+        row_update(Driver, driver.pk, {"capacity": 2}, expected={"last_position_at": None})
+    driver.refresh_from_db()
+    assert driver.capacity == 1
+
+
 def test_ids_match_equality_and_lists_and_an_empty_list_matches_nothing():
     zones = [ZoneFactory(slug=f"z{n}", name=f"Z{n}") for n in range(3)]
     assert row_ids(Zone, slug=["z0", "z2"]) == [zones[0].pk, zones[2].pk]

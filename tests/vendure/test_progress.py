@@ -8,6 +8,7 @@ from dispatch.clock import database_now
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.fake_vendure import FakeVendure
 from tests.helpers import receive_order
+from tracking.selectors import tracking_link_shown
 from usecases import orders as order_usecases
 from vendure.models import FulfillmentReport, FulfillmentStep
 from vendure.services import STEP_DELIVERED, STEP_SHIPPED, fulfillment_report, report_fulfillments_due
@@ -39,7 +40,10 @@ def test_pickup_and_delivery_are_reported_as_a_fulfillment(shop, assigned, djang
     handler = added["variables"]["input"]["handler"]
     assert handler["code"] == "manual-fulfillment"
     assert {"name": "trackingCode", "value": f"DSP-{order.pk}"} in handler["arguments"]
-    assert {"name": "method", "value": "Dispatch driver: Rosa Weber"} in handler["arguments"]
+    # The customer's tracking link travels with the report while it works (issue 12).
+    link = tracking_link_shown(order.pk)
+    assert link.status == "live" and link.url.startswith("http")
+    assert {"name": "method", "value": f"Dispatch driver: Rosa Weber · track: {link.url}"} in handler["arguments"]
     assert added["variables"]["input"]["lines"] == [{"orderLineId": line["id"], "quantity": line["quantity"]} for line in order.lines]
     assert added["headers"]["vendure-token"] == order.channel.token
     assert shop.fulfillments["1"]["state"] == "Shipped"

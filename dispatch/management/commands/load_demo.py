@@ -20,6 +20,7 @@ from audit.actors import Actor
 from availability.services import driver_position_update
 from dispatch import services
 from dispatch.models import Driver, Order, ShopChannel, Zone
+from tracking.selectors import tracking_link_shown
 from usecases import orders as order_usecases
 from usecases.drivers import driver_go_online
 from usecases.intake import webhook_receive
@@ -217,3 +218,7 @@ class Command(BaseCommand):
             out(f"    {driver.name:<16} {token}")
         out(f"    ... {len(drivers) - 3} more: see Tokens in admin")
         out("  v2 offers and availability are on at 100% (Kill-switches and rollout in admin)")
+        on_the_way = Order.objects.filter(code="DEMO-1002").first()
+        if on_the_way is not None:
+            link = tracking_link_shown(on_the_way.pk)
+            out(f"  a customer's tracking page (DEMO-1002, on the way): {link.url or link.words}")
