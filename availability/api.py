@@ -66,9 +66,14 @@ class GoOfflineView(DriverAPIView):
 
 @extend_schema(tags=["v1"])
 class PositionView(DriverAPIView):
-    @extend_schema(operation_id="v1_me_position", request=PositionSerializer, responses={204: None, **errors(400, 401, 403)})
+    @extend_schema(
+        operation_id="v1_me_position",
+        request=PositionSerializer,
+        responses={204: None, **errors(400, 401, 403, 409, described_as={409: "The driver is offline (`driver_offline`)"})},
+    )
     def post(self, request: Request) -> Response:
-        """Report where the driver is; used to pick the nearest driver for new orders."""
+        """Report where the driver is; used to pick the nearest driver for new orders. Refused
+        (409 `driver_offline`) while the driver is offline."""
         body = PositionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         driver_usecases.driver_position_report(

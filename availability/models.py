@@ -1,4 +1,5 @@
-"""Drivers' presence that is not a column of the driver: the sockets their apps hold open."""
+"""Drivers' presence that is not a column of the driver: the sockets their apps hold open, and
+the positions of drivers while they hold an order."""
 
 from django.db import models
 
@@ -30,3 +31,26 @@ class DriverSocket(models.Model):
 
     def __str__(self) -> str:
         return f"socket of driver {self.driver_id} since {self.opened_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PositionFix(models.Model):
+    """Where a driver was while they held an order (assigned or picked up): the route of a
+    delivery, for a dispute or an arrival estimate. A driver holding nothing has only their
+    last position, on the driver's row. At most one fix a DISPATCH_POSITION_MIN_INTERVAL_S
+    is kept; history older than DISPATCH_POSITION_RETENTION_DAYS is deleted by a sweep."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="position_fixes")
+    lat = models.FloatField()
+    lon = models.FloatField()
+    accuracy_m = models.FloatField(null=True, blank=True, help_text="The phone's accuracy radius, when it said")
+    recorded_at = models.DateTimeField(help_text="When the phone took the fix (never later than it arrived)")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["driver", "recorded_at"], name="positionfix_driver_recorded"),
+            models.Index(fields=["received_at"], name="positionfix_received"),  # the retention sweep
+        ]
+
+    def __str__(self) -> str:
+        return f"driver {self.driver_id} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"

@@ -12,18 +12,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
-from availability.models import DriverSocket
+from availability.models import DriverSocket, PositionFix
 from dispatch.clock import database_now
-from dispatch.errors import DriverUnavailable, FeatureOff, IllegalTransition, InvalidInput, NotFound
+from dispatch.errors import DriverOffline, DriverUnavailable, FeatureOff, IllegalTransition, InvalidInput, NotFound
 from dispatch.models import Driver
+from dispatch.rows import rows_insert
 
 A = Driver.Availability
+_DRIVERS = Driver._meta.db_table
 
 AUDIT_KIND: dict[str, str] = {A.AVAILABLE: "driver.online", A.OFFLINE: "driver.offline", A.ON_BREAK: "driver.break_started"}
 
@@ -126,20 +127,80 @@ def driver_heartbeat(*, driver_id: int, now: datetime | None = None) -> None:
         raise NotFound(f"driver {driver_id} not found")
 
 
-def driver_position_update(*, driver_id: int, lat: float, lon: float, at: datetime | None = None) -> datetime | None:
-    """Record where the driver is; returns the moment stored, or None for a position older
-    than the one held. Positions are telemetry, not state: they are not audited."""
+@dataclass(frozen=True)
+class PositionTaken:
+    """A position the driver's row took: when the phone took it, and whether it also went into
+    the position history (held an order, and the first fix of its interval)."""
+
+    recorded_at: datetime
+    is_kept: bool
+
+
+def driver_position_update(
+    *, driver_id: int, lat: float, lon: float, at: datetime | None = None, accuracy_m: float | None = None, now: datetime | None = None
+) -> PositionTaken | None:
+    """Record where the driver is; None for a fix older than the one held (it arrived late and
+    changes nothing). Positions are telemetry, not state: they are not audited, and the audit
+    trail holds no coordinates.
+
+    One statement: the driver's row takes the newest fix; the history (PositionFix) takes it
+    only while the driver holds an order, and at most one a DISPATCH_POSITION_MIN_INTERVAL_S
+    (the fixes between are coalesced into the row, not refused). A driver who is offline is
+    refused (DriverOffline): nobody is located who said they are not working.
+    """
+    now = now or timezone.now()
+    position_problem = _position_problem(lat=lat, lon=lon, at=at, accuracy_m=accuracy_m, now=now)
+    if position_problem:
+        raise InvalidInput(position_problem, lat=lat, lon=lon, accuracy_m=accuracy_m)
+    at = min(at, now) if at else now  # a phone clock running a little ahead must not pin the position
+    save = Driver._meta.get_field("last_position_at").get_db_prep_save
+    at_db, now_db = save(at, connection=connection), save(now, connection=connection)
+    keep_before_db = save(now - timedelta(seconds=settings.DISPATCH_POSITION_MIN_INTERVAL_S), connection=connection)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_DRIVERS} SET last_lat = %s, last_lon = %s, last_position_at = %s, "  # noqa: S608 (names only)
+            "position_kept_at = CASE WHEN active_order_count > 0 AND (position_kept_at IS NULL OR position_kept_at <= %s) THEN %s ELSE position_kept_at END "
+            "WHERE id = %s AND availability <> %s AND (last_position_at IS NULL OR last_position_at <= %s) "
+            "RETURNING position_kept_at = %s",
+            [lat, lon, at_db, keep_before_db, now_db, driver_id, A.OFFLINE, at_db, now_db],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            _position_refusal_raise(driver_id)
+            return None  # older than the position held
+        is_kept = bool(row[0])  # NULL (never kept) is not kept either
+        if is_kept:
+            rows_insert([PositionFix(driver_id=driver_id, lat=lat, lon=lon, accuracy_m=accuracy_m, recorded_at=at, received_at=now)])
+    return PositionTaken(recorded_at=at, is_kept=is_kept)
+
+
+def _position_problem(*, lat: float, lon: float, at: datetime | None, accuracy_m: float | None, now: datetime) -> str | None:
+    """Why a fix is refused, or None: the one place positions are validated, for every entry point."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise InvalidInput("latitude must be within -90..90 and longitude within -180..180", lat=lat, lon=lon)
-    now = timezone.now()
-    at = min(at, now) if at else now  # a phone clock running ahead must not pin the position
-    # Positions can arrive out of order; an older one never overwrites a newer one.
-    updated = Driver.objects.filter(Q(last_position_at__isnull=True) | Q(last_position_at__lte=at), pk=driver_id).update(
-        last_lat=lat, last_lon=lon, last_position_at=at
-    )
-    if not updated and not Driver.objects.filter(pk=driver_id).exists():
+        return "latitude must be within -90..90 and longitude within -180..180"
+    if accuracy_m is not None and not (0 <= accuracy_m <= settings.DISPATCH_POSITION_MAX_ACCURACY_M):
+        return f"accuracy_m must be within 0..{settings.DISPATCH_POSITION_MAX_ACCURACY_M} metres"
+    if at is not None and at > now + timedelta(seconds=settings.DISPATCH_POSITION_FUTURE_SKEW_S):
+        return "recorded_at is in the future: the phone's clock is wrong"
+    return None
+
+
+def _position_refusal_raise(driver_id: int) -> None:
+    """No row took the fix: say why when it is a refusal (no such driver, offline)."""
+    availability = Driver.objects.filter(pk=driver_id).values_list("availability", flat=True).first()
+    if availability is None:
         raise NotFound(f"driver {driver_id} not found")
-    return at if updated else None
+    if availability == A.OFFLINE:
+        raise DriverOffline("You are offline: go online to share your position.", driver=driver_id)
+
+
+def position_history_delete_due(*, now: datetime | None = None, limit: int = 10_000) -> int:
+    """Delete position history older than DISPATCH_POSITION_RETENTION_DAYS, oldest first, at
+    most `limit` rows a run (the sweep runs again soon); returns how many went."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.DISPATCH_POSITION_RETENTION_DAYS)
+    ids = list(PositionFix.objects.filter(received_at__lt=cutoff).order_by("received_at").values_list("pk", flat=True)[:limit])
+    return PositionFix.objects.filter(pk__in=ids).delete()[0] if ids else 0
 
 
 # --- Socket presence: the sockets drivers' apps hold open --------------------------------

@@ -9,3 +9,8 @@ from observability.tasks import sweep_task
 @sweep_task("offers.drop_stale_sockets_due")
 def drop_stale_sockets_due() -> int:
     return services.drop_stale_sockets_due()
+
+
+@sweep_task("availability.position_history_delete_due")
+def position_history_delete_due() -> int:
+    return services.position_history_delete_due()

@@ -21,7 +21,9 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.DictField()
 
 
-def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+def errors(*statuses: int, described_as: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    """The error answers of an endpoint for its schema, each `{code, message, detail}`;
+    `described_as` words a status the endpoint's own way."""
     described = {
         400: "The request body is not valid",
         401: "Missing or wrong API token",
@@ -29,6 +31,7 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
         404: "No such order among the driver's own",
         409: "The order is not in a state that allows this",
     }
+    described.update(described_as or {})
     return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in statuses}
 
 

@@ -67,6 +67,12 @@ class DriverUnavailable(DispatchError):
     code = "driver_unavailable"
 
 
+class DriverOffline(DispatchError):
+    """The driver is offline: what they send while offline (a position) is not taken."""
+
+    code = "driver_offline"
+
+
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     """The one shape of every refusal, over REST, the webhook, /metrics and the driver socket."""
     return {"code": code, "message": message, "detail": detail if detail is not None else {}}

@@ -191,6 +191,9 @@ class Driver(models.Model):
     last_lat = models.FloatField(null=True, blank=True, validators=LATITUDE, editable=False)
     last_lon = models.FloatField(null=True, blank=True, validators=LONGITUDE, editable=False)
     last_position_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a fix last went into the driver's position history (availability.PositionFix):
+    # one a DISPATCH_POSITION_MIN_INTERVAL_S, the ones between coalesced into the row above.
+    position_kept_at = models.DateTimeField(null=True, blank=True, editable=False)
     break_ends_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     push_subscription = models.JSONField(null=True, blank=True, help_text="Web Push subscription of the driver's app")

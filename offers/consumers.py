@@ -296,7 +296,12 @@ class DriverConsumer(AsyncWebsocketConsumer):
         assert self.driver is not None
         fields = _validated(LocationSerializer, frame)
         await self._as_driver(
-            driver_usecases.driver_position_report, driver_id=self.driver.pk, lat=fields["lat"], lon=fields["lon"], at=fields.get("recorded_at")
+            driver_usecases.driver_position_report,
+            driver_id=self.driver.pk,
+            lat=fields["lat"],
+            lon=fields["lon"],
+            at=fields.get("recorded_at"),
+            accuracy_m=fields.get("accuracy_m"),
         )
 
     async def _availability(self, frame: dict[str, Any]) -> dict[str, Any]:

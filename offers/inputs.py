@@ -66,3 +66,4 @@ class LocationSerializer(serializers.Serializer):
     lat = StrictFloatField(min_value=-90, max_value=90)
     lon = StrictFloatField(min_value=-180, max_value=180)
     recorded_at = StrictDateTimeField(required=False, help_text="When the phone took the fix, ISO 8601 with a zone; defaults to now")
+    accuracy_m = StrictFloatField(required=False, allow_null=True, help_text="The fix's accuracy radius in metres, as the phone reports it")

@@ -193,12 +193,13 @@ def driver_socket_open(*, driver_id: int, channel_name: str, app_version: str = 
     return SocketOpened(evicted_channel_names=evicted, frames=frames)
 
 
-def driver_position_report(*, driver_id: int, lat: float, lon: float, at: datetime | None = None) -> None:
+def driver_position_report(*, driver_id: int, lat: float, lon: float, at: datetime | None = None, accuracy_m: float | None = None) -> None:
     """A driver's position, from their socket or the API: stored, and shown on the tracking
-    pages of the orders they carry (picked up, not ended), never on any other."""
-    stored_at = availability.driver_position_update(driver_id=driver_id, lat=lat, lon=lon, at=at)
-    if stored_at is None:
-        return  # older than the position held: nobody is shown the past
+    pages of the orders they carry (picked up, not ended), never on any other; at most once a
+    DISPATCH_POSITION_MIN_INTERVAL_S, like the history (the page shows the newest kept fix)."""
+    taken = availability.driver_position_update(driver_id=driver_id, lat=lat, lon=lon, at=at, accuracy_m=accuracy_m)
+    if taken is None or not taken.is_kept:
+        return  # older than the position held, or coalesced into it
     carried = dispatch_selectors.orders_carried_by(driver_id)
     if carried:
-        tracking_notify.driver_position_send(order_ids=carried, driver_id=driver_id, lat=lat, lon=lon, at=stored_at)
+        tracking_notify.driver_position_send(order_ids=carried, driver_id=driver_id, lat=lat, lon=lon, at=taken.recorded_at)

@@ -51,7 +51,8 @@ def wait_for(page, selector, what):
     assert elapsed_ms <= UPDATE_WITHIN_MS, f"{what} took {elapsed_ms:.0f} ms"
 
 
-def test_a_customer_follows_their_driver_from_pickup_to_the_door(phone, server):
+def test_a_customer_follows_their_driver_from_pickup_to_the_door(phone, server, settings):
+    settings.DISPATCH_POSITION_MIN_INTERVAL_S = 0  # every fix kept and shown: the positions come faster than a phone's
     order, path = tracked_order()
     phone.goto(server + path)
     phone.wait_for_selector("#track[data-live=socket]", state="attached", timeout=5000)

@@ -35,7 +35,8 @@ async def frame(communicator, timeout=3):
     return json.loads(await communicator.receive_from(timeout=timeout))
 
 
-def test_the_socket_sends_the_state_then_each_change_and_the_carrying_drivers_positions(client, received):
+def test_the_socket_sends_the_state_then_each_change_and_the_carrying_drivers_positions(client, received, settings):
+    settings.DISPATCH_POSITION_MIN_INTERVAL_S = 0  # every fix kept and shown: the positions come faster than a phone's
     order, token = received
 
     async def scenario():
