@@ -297,12 +297,10 @@ VENDURE_REPORT_BACKOFF_MAX_S = env.float("VENDURE_REPORT_BACKOFF_MAX_S", default
 # Drivers' positions (availability.PositionFix): at most one fix a driver kept in the history
 # in this many seconds (the rest coalesced into the driver's row, not refused), and only while
 # they hold an order; history older than the retention is deleted by a sweep; a fix whose
-# accuracy radius is worse than the maximum, or taken further in the future than the skew
-# (a phone's clock), is refused.
+# accuracy radius is worse than the maximum is refused.
 DISPATCH_POSITION_MIN_INTERVAL_S = env.float("DISPATCH_POSITION_MIN_INTERVAL_S", default=2.0)
 DISPATCH_POSITION_RETENTION_DAYS = env.int("DISPATCH_POSITION_RETENTION_DAYS", default=30)
 DISPATCH_POSITION_MAX_ACCURACY_M = env.float("DISPATCH_POSITION_MAX_ACCURACY_M", default=5000.0)
-DISPATCH_POSITION_FUTURE_SKEW_S = env.int("DISPATCH_POSITION_FUTURE_SKEW_S", default=60)
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
 # position may be before the page says "position not updated"; lookups per client address a
 # minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made

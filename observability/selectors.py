@@ -48,7 +48,8 @@ def redis_check() -> dict[str, Any]:
 
 
 def sweeps_check(now: datetime | None = None) -> dict[str, Any]:
-    """Every enabled interval schedule must have finished a run within `factor` intervals.
+    """Every enabled interval schedule must have finished a run within `factor` intervals (one
+    that never ran: within that long of being scheduled).
 
     The schedules are the ones in django-celery-beat (editable in admin), so a sweep ops
     disabled on purpose is not reported, and a new sweep is covered without a code change.
@@ -73,7 +74,10 @@ def sweeps_check(now: datetime | None = None) -> dict[str, Any]:
         run = runs.get(schedule.task)
         finished_at = run.last_finished_at if run else None
         lag_s = (now - finished_at).total_seconds() if finished_at else None
-        is_late = lag_s is None or lag_s > allowed_s
+        # A sweep that has not run yet is late once it has been scheduled for longer than its
+        # allowed lag (an hourly sweep is not late the minute after a deploy created it).
+        waited_s = (now - schedule.date_changed).total_seconds() if schedule.date_changed else None
+        is_late = lag_s > allowed_s if lag_s is not None else waited_s is None or waited_s > allowed_s
         failing = failing or is_late
         detail[schedule.task] = {
             "status": "late" if is_late else "ok",

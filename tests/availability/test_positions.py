@@ -83,23 +83,23 @@ def test_an_offline_driver_gets_a_clear_409_over_the_v1_api():
     [
         ({"accuracy_m": -1}, "accuracy_m"),
         ({"accuracy_m": 1e9}, "accuracy_m"),
-        ({"at_in_s": 3600}, "future"),
         ({"lat": 91}, "latitude"),
     ],
 )
 def test_a_bad_fix_is_refused_in_the_one_place_and_nothing_is_stored(holding, fields, why):
-    now = timezone.now()
-    at = now + timedelta(seconds=fields.pop("at_in_s")) if "at_in_s" in fields else None
     with pytest.raises(InvalidInput, match=why):
-        driver_position_update(driver_id=holding.pk, **{"lat": 52.5, "lon": 13.4, **fields}, at=at, now=now)
+        driver_position_update(driver_id=holding.pk, **{"lat": 52.5, "lon": 13.4, **fields})
     holding.refresh_from_db()
     assert holding.last_lat is None and not PositionFix.objects.exists()
 
 
-def test_a_phone_clock_slightly_ahead_is_taken_as_now(holding):
+@pytest.mark.parametrize("ahead", [timedelta(seconds=20), timedelta(days=365 * 900)])
+def test_a_fix_timed_ahead_of_the_server_is_taken_as_now_never_stored_in_the_future(holding, ahead):
     now = timezone.now()
-    taken = driver_position_update(driver_id=holding.pk, lat=52.5, lon=13.4, at=now + timedelta(seconds=20), now=now)
+    taken = driver_position_update(driver_id=holding.pk, lat=52.5, lon=13.4, at=now + ahead, now=now)
     assert taken.recorded_at == now
+    holding.refresh_from_db()
+    assert holding.last_position_at == now and PositionFix.objects.get().recorded_at == now
 
 
 def test_history_past_its_retention_is_deleted_and_nothing_younger(holding, settings):

@@ -94,6 +94,11 @@ def test_readyz_fails_while_redis_is_stopped_and_recovers_when_it_returns(client
 
 
 def test_readyz_fails_when_a_sweep_is_late_or_never_ran(client, one_sweep_scheduled, private_redis):
+    # Just scheduled and not run yet: not late before its allowed lag has passed (an hourly
+    # sweep is not late the minute after a deploy created it)...
+    assert client.get("/readyz").json()["checks"]["sweeps"]["sweeps"]["offers.expire_offers_due"]["status"] == "ok"
+    # ...and late once it has been scheduled for longer without a run.
+    PeriodicTask.objects.update(date_changed=timezone.now() - timedelta(seconds=37))
     never = client.get("/readyz")
     assert never.status_code == 503
     assert never.json()["checks"]["sweeps"]["sweeps"]["offers.expire_offers_due"]["status"] == "late"

@@ -212,12 +212,14 @@ def test_availability_over_the_socket(channel):
         ws = await connect(token)
         brk = await send(ws, {"type": "availability", "id": 1, "state": "break", "minutes": 15})
         assert brk["availability"] == "on_break" and brk["break_ends_at"]
-        end = await send(ws, {"type": "availability", "id": 2, "state": "end_break"})
+        loc = await send(ws, {"type": "location", "id": 2, "lat": 52.52, "lon": 13.4})
+        assert loc == {"type": "ack", "id": 2}  # on a break, still located
+        end = await send(ws, {"type": "availability", "id": 3, "state": "end_break"})
         assert end["availability"] == "available"
-        off = await send(ws, {"type": "availability", "id": 3, "state": "offline"})
+        off = await send(ws, {"type": "availability", "id": 4, "state": "offline"})
         assert off["availability"] == "offline"
-        loc = await send(ws, {"type": "location", "id": 4, "lat": 52.52, "lon": 13.4})
-        assert loc == {"type": "ack", "id": 4}
+        refused = await send(ws, {"type": "location", "id": 5, "lat": 1.0, "lon": 1.0})
+        assert (refused["type"], refused["id"], refused["code"]) == ("error", 5, "driver_offline")  # offline: not located
         await ws.disconnect()
 
     run(scenario)
