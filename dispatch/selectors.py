@@ -237,6 +237,6 @@ def driver_current_orders(driver: Driver) -> QuerySet[Order]:
     return Order.objects.filter(driver=driver, status__in=Order.ACTIVE_STATUSES).select_related("channel", "zone").order_by("assigned_at", "pk")
 
 
-def orders_carried_by(driver_id: int) -> list[int]:
+def orders_carried_by(driver_id: int) -> list[Order]:
     """The orders this driver has picked up and not yet delivered (or failed)."""
-    return list(Order.objects.filter(driver_id=driver_id, status=Order.Status.PICKED_UP).values_list("pk", flat=True))
+    return list(Order.objects.filter(driver_id=driver_id, status=Order.Status.PICKED_UP))

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "escalation",
     "observability",
     "tracking",
+    "eta",
     "usecases",
 ]
 
@@ -301,6 +302,20 @@ VENDURE_REPORT_BACKOFF_MAX_S = env.float("VENDURE_REPORT_BACKOFF_MAX_S", default
 DISPATCH_POSITION_MIN_INTERVAL_S = env.float("DISPATCH_POSITION_MIN_INTERVAL_S", default=2.0)
 DISPATCH_POSITION_RETENTION_DAYS = env.int("DISPATCH_POSITION_RETENTION_DAYS", default=30)
 DISPATCH_POSITION_MAX_ACCURACY_M = env.float("DISPATCH_POSITION_MAX_ACCURACY_M", default=5000.0)
+# Arrival estimates (eta/), built in: the straight line times the detour factor, over a speed
+# per vehicle kind (metres a second; learned per zone from its deliveries of the last
+# DISPATCH_ETA_LEARN_DAYS once it has DISPATCH_ETA_MIN_SAMPLES), plus handling at pickup and
+# drop-off. The window is the 10th to 90th percentile of past errors; before there is data,
+# the default spread (seconds, plus a share of the trip), never narrower than the minimum.
+DISPATCH_ETA_DETOUR_FACTOR = env.float("DISPATCH_ETA_DETOUR_FACTOR", default=1.35)
+DISPATCH_ETA_SPEED_MPS = {"on_foot": 1.3, "bicycle": 4.2, "scooter": 6.5, "car": 7.0, "van": 6.5}
+DISPATCH_ETA_PICKUP_HANDLING_S = env.int("DISPATCH_ETA_PICKUP_HANDLING_S", default=180)
+DISPATCH_ETA_DROPOFF_HANDLING_S = env.int("DISPATCH_ETA_DROPOFF_HANDLING_S", default=120)
+DISPATCH_ETA_DEFAULT_SPREAD_S = env.int("DISPATCH_ETA_DEFAULT_SPREAD_S", default=300)
+DISPATCH_ETA_DEFAULT_SPREAD_SHARE = env.float("DISPATCH_ETA_DEFAULT_SPREAD_SHARE", default=0.3)
+DISPATCH_ETA_MIN_WINDOW_S = env.int("DISPATCH_ETA_MIN_WINDOW_S", default=300)
+DISPATCH_ETA_MIN_SAMPLES = env.int("DISPATCH_ETA_MIN_SAMPLES", default=30)
+DISPATCH_ETA_LEARN_DAYS = env.int("DISPATCH_ETA_LEARN_DAYS", default=28)
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
 # position may be before the page says "position not updated"; lookups per client address a
 # minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made

@@ -74,7 +74,7 @@ class TrackingConsumer(AsyncWebsocketConsumer):
         if event.get("order") != self.order_id or self.carrier_id is None or event.get("driver") != self.carrier_id:
             return
         position = position_as_shown(lat=event["lat"], lon=event["lon"], at=datetime.fromisoformat(event["at"]), now=timezone.now())
-        await self._send({"type": "position", "position": position})
+        await self._send({"type": "position", "position": position, "eta": event.get("eta")})
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, cls=DjangoJSONEncoder))

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from dispatch.models import Driver, Order
+from eta.selectors import order_estimate
 from tracking.links import TOKEN_BYTES, tracking_link_token, tracking_token_hash, tracking_token_is_current, tracking_url
 from tracking.models import TrackingLink
 
@@ -118,6 +119,11 @@ def _reason_in_plain_words(order: Order) -> str:
     return ""
 
 
+def _arrival_shown(order: Order, now: datetime) -> dict[str, Any] | None:
+    estimate = order_estimate(order, order.driver, now)
+    return estimate.as_public() if estimate else None
+
+
 def tracking_state(order: Order, now: datetime) -> dict[str, Any]:
     """The public state of an order, as its tracking page and socket show it."""
     is_ended = order.status in Order.TERMINAL_STATUSES
@@ -135,7 +141,7 @@ def tracking_state(order: Order, now: datetime) -> dict[str, Any]:
         "dropoff": {"street": street if isinstance(street, str) else "", "point": None if is_ended else dropoff_point},
         "position": driver_position_shown(order, now),
         "stale_after_s": settings.DISPATCH_TRACKING_POSITION_STALE_S,
-        "eta": None,
+        "eta": _arrival_shown(order, now),
         "server_time": now,
     }
     if is_ended:

@@ -16,6 +16,7 @@ from dispatch.after_commit import after_commit
 from dispatch.clock import database_now
 from dispatch.errors import IllegalTransition
 from dispatch.models import Driver, Reassignment
+from eta import selectors as eta_selectors
 from offers import selectors as offer_selectors
 from offers.frames import offer_frame, order_update_frame
 from rollout.models import Feature
@@ -194,12 +195,16 @@ def driver_socket_open(*, driver_id: int, channel_name: str, app_version: str = 
 
 
 def driver_position_report(*, driver_id: int, lat: float, lon: float, at: datetime | None = None, accuracy_m: float | None = None) -> None:
-    """A driver's position, from their socket or the API: stored, and shown on the tracking
-    pages of the orders they carry (picked up, not ended), never on any other; at most once a
-    DISPATCH_POSITION_MIN_INTERVAL_S, like the history (the page shows the newest kept fix)."""
+    """A driver's position, from their socket or the API: stored, and shown with the arrival it
+    leads to on the tracking pages of the orders they carry (picked up, not ended), never on
+    any other; at most once a DISPATCH_POSITION_MIN_INTERVAL_S, like the history."""
     taken = availability.driver_position_update(driver_id=driver_id, lat=lat, lon=lon, at=at, accuracy_m=accuracy_m)
     if taken is None or not taken.is_kept:
         return  # older than the position held, or coalesced into it
     carried = dispatch_selectors.orders_carried_by(driver_id)
-    if carried:
-        tracking_notify.driver_position_send(order_ids=carried, driver_id=driver_id, lat=lat, lon=lon, at=taken.recorded_at)
+    if not carried:
+        return
+    driver = Driver.objects.get(pk=driver_id)
+    now = timezone.now()
+    arrivals = {order.pk: eta_selectors.order_estimate(order, driver, now) for order in carried}
+    tracking_notify.driver_position_send(arrivals=arrivals, driver_id=driver_id, lat=lat, lon=lon, at=taken.recorded_at)

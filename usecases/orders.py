@@ -14,6 +14,7 @@ from dispatch.locks import order_locked
 from dispatch.models import Driver, Order, Reassignment
 from dispatch.services import OrderMove
 from escalation import services as escalation_services
+from eta import services as eta_services
 from offers import services as offer_services
 from offers.models import Offer
 from tracking import notify as tracking_notify
@@ -38,6 +39,8 @@ def order_moved(move: OrderMove, now: datetime) -> None:
     freed = move.freed_driver_id
     if freed is not None:
         after_commit(lambda: _waiting_orders_try_soon(freed))
+    if move.after in (S.ASSIGNED, S.PICKED_UP, S.DELIVERED):
+        eta_services.order_eta_record(order=move.order, now=now)  # what the customer is shown from now, kept
     order_id = move.order.pk
     after_commit(lambda: tracking_notify.order_changed_send(order_id))  # open tracking pages read the new state
 

@@ -138,7 +138,11 @@
   }
 
   function stateReplace(next) { state = next; stateReceivedAt = Date.now(); render(); }
-  function positionReplace(position) { state = Object.assign({}, state, { position: position }); stateReceivedAt = Date.now(); renderMap(); }
+  function positionReplace(position, eta) {
+    state = Object.assign({}, state, { position: position }, eta ? { eta: eta } : {});
+    stateReceivedAt = Date.now();
+    render();
+  }
 
   // --- Live updates: the socket, else polling ------------------------------------------------
   let pollTimer = null;
@@ -176,7 +180,7 @@
     socket.addEventListener("message", (message) => {
       const frame = JSON.parse(message.data);
       if (frame.type === "state") stateReplace(frame.state);
-      else if (frame.type === "position") positionReplace(frame.position);
+      else if (frame.type === "position") positionReplace(frame.position, frame.eta);
     });
     socket.addEventListener("close", (event) => {
       root.dataset.live = "polling";

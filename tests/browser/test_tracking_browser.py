@@ -75,6 +75,7 @@ def test_a_customer_follows_their_driver_from_pickup_to_the_door(phone, server, 
         driver_usecases.driver_position_report(driver_id=driver.pk, lat=lat, lon=lon)
         wait_for(phone, f'#track[data-driver-position="{lat},{lon}"]', f"the position {lat},{lon}")
     assert phone.inner_text("#steps li.current .label") == "On the way"
+    assert phone.inner_text("#eta").startswith("Arriving") and "deliveries" in phone.inner_text("#eta")  # a window, and how sure
     assert phone.locator("#map path.leaflet-interactive").count() >= 2  # the driver, the drop-off (and the line)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SCREENSHOTS / "tracking-on-the-way.png"), full_page=True)

@@ -173,3 +173,13 @@ def test_what_a_shop_sends_is_shown_as_text_never_as_markup(client, address, db)
     # The state for the script travels in a JSON data block, its markup characters escaped.
     data_block = html.split('id="tracking-state"', 1)[1].split("</script>", 1)[0]
     assert "<" not in data_block.split(">", 1)[1]
+
+
+def test_while_on_the_way_the_page_shows_an_arrival_window_and_how_sure_it_is(client, received, address):
+    order, token = received
+    assert state(client, token, address)["eta"] is None  # nobody holds it yet
+    carry(order)
+    eta = state(client, token, address)["eta"]
+    assert eta["earliest"] < eta["latest"] and "too few deliveries" in eta["confidence_words"]
+    html = page(client, token, address).content.decode()
+    assert "Arriving" in html and "too few deliveries" in html

@@ -52,6 +52,7 @@ def test_the_socket_sends_the_state_then_each_change_and_the_carrying_drivers_po
         await database_sync_to_async(driver_usecases.driver_position_report)(driver_id=driver.pk, lat=52.515, lon=13.395)
         moved = await frame(socket)
         assert moved["type"] == "position" and (moved["position"]["lat"], moved["position"]["lon"]) == (52.515, 13.395)
+        assert moved["eta"]["earliest"] < moved["eta"]["latest"]  # the arrival the new position leads to
         await database_sync_to_async(order_usecases.order_deliver)(order_id=order.pk, driver=driver)
         ended = await frame(socket)
         assert ended["state"]["status"] == "delivered" and ended["state"]["position"] is None
