@@ -44,6 +44,29 @@ def row_insert_unless_conflict(instance: Model) -> bool:
     return True
 
 
+def row_upsert(instance: Model, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    """Insert the instance, or, where a unique constraint on `unique_fields` already holds its
+    like, write `update_fields` (by name) into that row instead: one statement, in the
+    caller's transaction (PostgreSQL and SQLite 3.24+ both do `ON CONFLICT ... DO UPDATE`)."""
+    model = type(instance)
+    fields = _insert_fields(model)
+    _stamp_auto_now(instance, fields)
+    params = [field.get_db_prep_save(getattr(instance, field.attname), connection=connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(model, tuple(unique_fields), tuple(update_fields), connection.vendor), params)
+        _saved(instance, cursor.fetchone()[0])
+
+
+@cache
+def _upsert_sql(model: type[Model], unique_fields: tuple[str, ...], update_fields: tuple[str, ...], vendor: str) -> str:
+    head, one_row, tail = _insert_sql(model, vendor)
+    meta = model._meta
+    conflict = ", ".join(_quoted(meta.get_field(name).column) for name in unique_fields)  # type: ignore[union-attr]
+    columns = [_quoted(meta.get_field(name).column) for name in update_fields]  # type: ignore[union-attr]
+    assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
+    return f"{head}{one_row} ON CONFLICT ({conflict}) DO UPDATE SET {assignments}{tail}"
+
+
 def rows_insert(instances: Sequence[Model]) -> None:
     """Insert instances of one model in one statement, their primary keys set from RETURNING.
     No `save()` and no signals: for append-only rows such as the audit trail."""

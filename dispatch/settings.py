@@ -316,6 +316,8 @@ DISPATCH_ETA_DEFAULT_SPREAD_SHARE = env.float("DISPATCH_ETA_DEFAULT_SPREAD_SHARE
 DISPATCH_ETA_MIN_WINDOW_S = env.int("DISPATCH_ETA_MIN_WINDOW_S", default=300)
 DISPATCH_ETA_MIN_SAMPLES = env.int("DISPATCH_ETA_MIN_SAMPLES", default=30)
 DISPATCH_ETA_LEARN_DAYS = env.int("DISPATCH_ETA_LEARN_DAYS", default=28)
+# How long a process uses the travel profiles it read before reading them again.
+DISPATCH_ETA_PROFILE_CACHE_S = env.int("DISPATCH_ETA_PROFILE_CACHE_S", default=60)
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
 # position may be before the page says "position not updated"; lookups per client address a
 # minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made

@@ -1,5 +1,6 @@
 """The arrival an order's customer is shown now, and what it is made with."""
 
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,13 +13,33 @@ from eta.models import TravelProfile
 S = Order.Status
 
 
+# (zone, vehicle) -> (read at, travel). Per process, and only for DISPATCH_ETA_PROFILE_CACHE_S:
+# profiles change when the hourly sweep learns them, and what they decide is the window a
+# customer is shown, nothing of dispatch; every assignment, accept, pickup and kept position
+# would otherwise read them again.
+_travel_read: dict[tuple[int | None, str], tuple[float, Travel]] = {}
+
+
 def travel_for(zone_id: int | None, vehicle: str) -> Travel:
     """The zone's learned travel for this vehicle kind, else every zone's, else the default."""
+    key = (zone_id, vehicle)
+    read = _travel_read.get(key)
+    if read is not None and time.monotonic() - read[0] < settings.DISPATCH_ETA_PROFILE_CACHE_S:
+        return read[1]
     profiles = {p.zone_id: p for p in TravelProfile.objects.filter(Q(zone_id=zone_id) | Q(zone__isnull=True), vehicle=vehicle)}
     profile = profiles.get(zone_id) or profiles.get(None)
-    if profile is None:
-        return default_travel(vehicle)
-    return Travel(speed_mps=profile.speed_mps, error_p10_s=profile.error_p10_s, error_p90_s=profile.error_p90_s, sample_count=profile.sample_count)
+    travel = (
+        default_travel(vehicle)
+        if profile is None
+        else Travel(speed_mps=profile.speed_mps, error_p10_s=profile.error_p10_s, error_p90_s=profile.error_p90_s, sample_count=profile.sample_count)
+    )
+    _travel_read[key] = (time.monotonic(), travel)
+    return travel
+
+
+def travel_forget() -> None:
+    """Read the profiles again at the next estimate (in this process): after the sweep wrote them, and in tests."""
+    _travel_read.clear()
 
 
 def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: Travel | None = None) -> Estimate | None:

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.db import transaction
 
 from dispatch.models import Driver, Order
+from dispatch.rows import row_upsert, rows_read
 from eta.estimate import road_m
 from eta.models import OrderEta, TravelProfile
-from eta.selectors import order_estimate, travel_for
+from eta.selectors import order_estimate, travel_forget
 
 S = Order.Status
 _STAGE_FIELDS = {
@@ -22,28 +23,24 @@ _STAGE_FIELDS = {
 
 def order_eta_record(*, order: Order, now: datetime) -> None:
     """In the transaction of a move to assigned or picked up: the estimate the customer is
-    shown from this moment, kept with the order (one statement for the driver, one for the
-    profile, one upsert). At delivery, the arrival."""
+    shown from this moment, kept with the order (every assignment, accept and pickup pays
+    this: two statements in SQL text, the driver's row and the upsert). At delivery, the
+    arrival."""
     if order.status == S.DELIVERED:
         OrderEta.objects.filter(order_id=order.pk).update(arrived_at=now)
         return
     fields = _STAGE_FIELDS.get(order.status)  # type: ignore[call-overload]
-    if fields is None or order.driver_id is None:
+    if fields is None or order.driver_id is None or order.dropoff_lat is None or order.dropoff_lon is None:
         return
-    driver = Driver.objects.filter(pk=order.driver_id).only("vehicle", "last_lat", "last_lon", "last_position_at").first()
-    estimate = order_estimate(order, driver, now, travel_for(order.zone_id, driver.vehicle) if driver else None)
+    driver = next(iter(rows_read(Driver, id=order.driver_id)), None)
+    estimate = order_estimate(order, driver, now)
     if estimate is None or driver is None:
         return
     values = dict(zip(fields, (estimate.arrive_at, estimate.earliest, estimate.latest), strict=True))
     if order.status == S.PICKED_UP:
-        assert order.dropoff_lat is not None and order.dropoff_lon is not None
         values.update(picked_up_at=now, pickup_to_dropoff_m=road_m((order.pickup_lat, order.pickup_lon), (order.dropoff_lat, order.dropoff_lon)))
-    OrderEta.objects.bulk_create(
-        [OrderEta(order_id=order.pk, zone_id=order.zone_id, vehicle=driver.vehicle, source=OrderEta.Source.BUILT_IN, **values)],
-        update_conflicts=True,
-        unique_fields=["order"],
-        update_fields=["zone", "vehicle", "source", *values],
-    )
+    kept = OrderEta(order_id=order.pk, zone_id=order.zone_id, vehicle=driver.vehicle, source=OrderEta.Source.BUILT_IN, **values)
+    row_upsert(kept, unique_fields=["order"], update_fields=["zone", "vehicle", "source", *values])
 
 
 def travel_profiles_refresh_due(*, now: datetime) -> int:
@@ -88,4 +85,5 @@ def travel_profiles_refresh_due(*, now: datetime) -> int:
                 },
             )
             written += 1
+    travel_forget()
     return written

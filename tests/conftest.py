@@ -119,12 +119,17 @@ def auto_reassign_on(db):
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
-    """Figures cached for a few seconds (the dashboard's last hour) never leak between tests."""
+    """Figures cached for a few seconds (the dashboard's last hour, the arrival estimates'
+    travel profiles) never leak between tests."""
     from django.core.cache import cache
 
+    from eta.selectors import travel_forget
+
     cache.clear()
+    travel_forget()
     yield
     cache.clear()
+    travel_forget()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from dispatch.locks import order_lock, orders_lock
 from dispatch.models import Driver, Order, Zone
-from dispatch.rows import row_ids, row_insert_unless_conflict, row_update, rows_insert, rows_read
+from dispatch.rows import row_ids, row_insert_unless_conflict, row_update, row_upsert, rows_insert, rows_read
 from tests.factories import DriverFactory, ShopChannelFactory, ZoneFactory
 from tests.helpers import receive_order
 
@@ -128,3 +128,17 @@ def test_none_asks_is_null_as_the_orm_does_and_a_set_is_a_list():
     assert unplaced.pk in row_ids(Driver, last_lat=None)
     assert placed.pk not in row_ids(Driver, last_lat=None)
     assert row_ids(Driver, id={placed.pk, unplaced.pk}) == sorted([placed.pk, unplaced.pk])
+
+
+def test_an_upsert_inserts_once_then_updates_only_the_fields_it_names():
+    from eta.models import OrderEta
+
+    ZoneFactory()
+    order = receive_order(ShopChannelFactory())
+    first = OrderEta(order=order, vehicle="bicycle", source="built_in", at_assignment=timezone.now())
+    row_upsert(first, unique_fields=["order"], update_fields=["vehicle"])
+    again = OrderEta(order=order, vehicle="car", source="routing", at_assignment=None)
+    row_upsert(again, unique_fields=["order"], update_fields=["vehicle"])
+    kept = OrderEta.objects.get(order=order)
+    assert again.pk == first.pk == kept.pk
+    assert (kept.vehicle, kept.source, kept.at_assignment) == ("car", "built_in", first.at_assignment)
