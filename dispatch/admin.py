@@ -301,10 +301,11 @@ class OrderAdmin(ActionFormMixin, LookupsCheckedAdmin):
     ordering = ["-received_at"]
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> list[Any]:
-        from escalation.admin import EscalationInline  # both build on orders, not the other way round
+        from escalation.admin import EscalationInline  # all build on orders, not the other way round
         from offers.admin import OfferInline
+        from proof.admin import DeliveryProofInline
 
-        return [OfferInline, EscalationInline]
+        return [OfferInline, EscalationInline, DeliveryProofInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Orders come from shops and change only through the actions: nothing is edited in place.

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "observability",
     "tracking",
     "eta",
+    "proof",
     "usecases",
 ]
 
@@ -318,6 +319,13 @@ DISPATCH_ETA_MIN_SAMPLES = env.int("DISPATCH_ETA_MIN_SAMPLES", default=30)
 DISPATCH_ETA_LEARN_DAYS = env.int("DISPATCH_ETA_LEARN_DAYS", default=28)
 # How long a process uses the travel profiles it read before reading them again.
 DISPATCH_ETA_PROFILE_CACHE_S = env.int("DISPATCH_ETA_PROFILE_CACHE_S", default=60)
+# Proof of delivery (proof/): an uploaded image's largest size in bytes and pixels, and the
+# longest side it is kept at (scaled down, re-encoded without metadata). Stored through
+# STORAGES["default"]: files under MEDIA_ROOT here, or S3-compatible storage (README).
+DISPATCH_PROOF_MAX_BYTES = env.int("DISPATCH_PROOF_MAX_BYTES", default=8 * 1024 * 1024)
+DISPATCH_PROOF_MAX_PIXELS = env.int("DISPATCH_PROOF_MAX_PIXELS", default=40_000_000)
+DISPATCH_PROOF_MAX_SIDE_PX = env.int("DISPATCH_PROOF_MAX_SIDE_PX", default=2048)
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
 # position may be before the page says "position not updated"; lookups per client address a
 # minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made

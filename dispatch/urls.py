@@ -7,6 +7,8 @@ from dispatch import api as dispatch_api
 from dispatch import views
 from observability import views as observability_views
 from offers import api as offers_api
+from proof import api as proof_api
+from proof import views as proof_views
 from tracking import views as tracking_views
 from vendure.views import vendure_webhook
 
@@ -30,11 +32,13 @@ api_v2 = [
     path("offers/<int:offer_id>/decline/", offers_api.DeclineOfferView.as_view(), name="v2-offer-decline"),
     path("heartbeat/", offers_api.HeartbeatView.as_view(), name="v2-heartbeat"),
     path("availability/", offers_api.AvailabilityView.as_view(), name="v2-availability"),
+    path("orders/<int:order_id>/proof/<str:kind>/", proof_api.ProofUploadView.as_view(), name="v2-order-proof"),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("support/proofs/<int:proof_id>/", proof_views.proof_image, name="proof-image"),
     path("support/", include("audit.urls")),
     path("ops/zones/", observability_views.zone_health_page, name="zone-health"),
     path("ops/zones/rows/", observability_views.zone_health_rows, name="zone-health-rows"),

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 
 from dispatch.models import Driver, Order
 from eta.selectors import order_estimate
+from proof.models import DeliveryProof
 from tracking.links import TOKEN_BYTES, tracking_link_token, tracking_token_hash, tracking_token_is_current, tracking_url
 from tracking.models import TrackingLink
 
@@ -119,6 +120,16 @@ def _reason_in_plain_words(order: Order) -> str:
     return ""
 
 
+def _proof_summary(order: Order) -> dict[str, bool]:
+    """What proof the delivery has, never the proof itself (it is shown to staff only)."""
+    kinds = set(DeliveryProof.objects.filter(order_id=order.pk).values_list("kind", flat=True))
+    return {
+        "has_photo": bool(order.proof_photo_ref) or DeliveryProof.Kind.PHOTO in kinds,
+        "has_signature": DeliveryProof.Kind.SIGNATURE in kinds,
+        "has_note": bool(order.proof_note),
+    }
+
+
 def _arrival_shown(order: Order, now: datetime) -> dict[str, Any] | None:
     estimate = order_estimate(order, order.driver, now)
     return estimate.as_public() if estimate else None
@@ -150,7 +161,7 @@ def tracking_state(order: Order, now: datetime) -> dict[str, Any]:
             "words": _OUTCOME_WORDS[order.status],  # type: ignore[index]
             "at": order_ended_at(order),
             "reason": _reason_in_plain_words(order),
-            "proof": {"has_photo": bool(order.proof_photo_ref), "has_note": bool(order.proof_note)} if order.status == S.DELIVERED else None,
+            "proof": _proof_summary(order) if order.status == S.DELIVERED else None,
         }
     return state
 

@@ -42,6 +42,12 @@
     eta.hidden = false;
   }
 
+  function proofWords(proof) {
+    if (!proof) return "";
+    const taken = [proof.has_photo ? "a photo at the door" : "", proof.has_signature ? "your signature" : ""].filter(Boolean);
+    return taken.length ? `Proof of delivery: ${taken.join(" and ")}.` : "";
+  }
+
   function renderOutcome() {
     const outcome = state.outcome;
     show("outcome", Boolean(outcome));
@@ -49,7 +55,7 @@
     setText("outcome-words", outcome.words);
     setText("outcome-at", outcome.at ? `at ${clock(outcome.at)}` : "");
     setText("outcome-reason", outcome.reason);
-    setText("outcome-proof", outcome.proof && outcome.proof.has_photo ? "A photo was taken at the door." : "");
+    setText("outcome-proof", proofWords(outcome.proof));
   }
 
   function positionAgeS() {

@@ -87,8 +87,8 @@ def test_after_delivery_the_outcome_shows_and_the_position_does_not(client, rece
     order_usecases.order_deliver(order_id=order.pk, driver=driver, proof_photo_ref="photos/1.jpg")
     body = state(client, token, address)
     assert body["status"] == "delivered" and body["is_ended"] and body["position"] is None and body["dropoff"]["point"] is None
-    assert body["outcome"]["words"] == "Delivered" and body["outcome"]["proof"] == {"has_photo": True, "has_note": False}
-    assert "A photo was taken at the door." in page(client, token, address).content.decode()
+    assert body["outcome"]["words"] == "Delivered" and body["outcome"]["proof"] == {"has_photo": True, "has_signature": False, "has_note": False}
+    assert "Proof of delivery: a photo at the door." in page(client, token, address).content.decode()
 
 
 def test_a_cancelled_order_says_who_cancelled_in_plain_words_and_keeps_an_ops_note_internal(client, received, address):
