@@ -24,6 +24,7 @@ BENCHMARKS = [
     "candidate_search",
     "zone_lookup",
     "scale_out",
+    "tracking_watch",
 ]
 
 
