@@ -29,6 +29,13 @@ def _carrier(order: Order) -> int | None:
     return order.driver_id if order.status == Order.Status.PICKED_UP else None
 
 
+def _first_state_read(address: str, token: str) -> tuple[LinkLookup, dict[str, Any] | None]:
+    """The link (counted against the client's address) and its order's state, in one trip to a
+    database thread: the state reads the arrival's travel profile and the proofs."""
+    lookup = tracking_lookup_limited(address, token)
+    return lookup, tracking_state(lookup.order, timezone.now()) if lookup.order is not None else None
+
+
 def _state_read(token: str) -> tuple[LinkLookup, dict[str, Any] | None]:
     now = timezone.now()
     lookup = tracking_link_lookup(token, now)
@@ -43,15 +50,15 @@ class TrackingConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
         address = (self.scope.get("client") or ("", 0))[0] or ""
-        lookup = await database_sync_to_async(tracking_lookup_limited)(address, token)
+        lookup, state = await database_sync_to_async(_first_state_read)(address, token)
         await self.accept()
-        if lookup.order is None:
+        if lookup.order is None or state is None:
             await self.close(code=CLOSE_FOR_STATUS[lookup.status])
             return
         self.token, self.order_id = token, lookup.order.pk
         await self.channel_layer.group_add(tracking_group(self.order_id), self.channel_name)
         self.carrier_id = _carrier(lookup.order)
-        await self._send({"type": "state", "state": tracking_state(lookup.order, timezone.now())})
+        await self._send({"type": "state", "state": state})
 
     async def disconnect(self, code: int) -> None:
         if self.order_id is not None:

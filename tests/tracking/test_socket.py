@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from dispatch.asgi import application
+from eta.selectors import travel_forget
 from tests.tracking.conftest import assign, carry, token_of, webhook_order
 from tracking.services import tracking_link_revoke
 from usecases import drivers as driver_usecases
@@ -99,5 +100,21 @@ def test_an_unknown_token_is_closed_with_its_code(db):
         socket = await follow("B" * 32)
         closed = await socket.receive_output(timeout=3)
         assert closed == {"type": "websocket.close", "code": 4404}
+
+    run(scenario)
+
+
+def test_a_page_opened_on_an_order_under_way_gets_its_arrival_at_once(client, received):
+    """The first state of an order on its way reads the travel profile and the proofs: that is
+    done on a database thread, never in the socket's event loop."""
+    order, token = received
+    carry(order)
+    travel_forget()  # as in a process that has not read the profiles yet
+
+    async def scenario():
+        socket = await follow(token)
+        first = await frame(socket)
+        assert first["state"]["status"] == "picked_up" and first["state"]["eta"]["earliest"] < first["state"]["eta"]["latest"]
+        await socket.disconnect()
 
     run(scenario)
