@@ -154,6 +154,8 @@ def waiting_orders_create(channel: Any, zone: Any, count: int, since: Any, *, st
             zone=zone,
             pickup_lat=52.5,
             pickup_lon=13.4,
+            dropoff_lat=52.52,  # a shop that geocodes: every move to a driver keeps its arrival estimate
+            dropoff_lon=13.41,
             total_minor=1,
             delivery_fee_minor=1,
             currency="EUR",

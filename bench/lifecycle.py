@@ -50,7 +50,7 @@ def cycle(channel: Any, driver: Any, counter: StatementCounter, cpu: dict[str, l
     from vendure import sample_payloads
 
     payload = sample_payloads.event(
-        "order.ready_for_delivery", sample_payloads.order_payload(vendure_order_id=uuid.uuid4().hex, code="LIFE", postal_code="10115", lat=None, lon=None)
+        "order.ready_for_delivery", sample_payloads.order_payload(vendure_order_id=uuid.uuid4().hex, code="LIFE", postal_code="10115", lat=52.52, lon=13.405)
     )
     state: dict[str, Any] = {}
 

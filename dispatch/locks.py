@@ -114,11 +114,16 @@ def driver_account_lock(driver_id: int) -> bool | None:
 @dataclass(frozen=True)
 class CapacityTaking:
     """What taking a unit of a driver's capacity found: whether their account is active (None:
-    no such driver), whether this transaction holds their row, and whether a unit was taken."""
+    no such driver), whether this transaction holds their row, and the driver's row as the
+    UPDATE left it when a unit was taken (what follows an assignment reads it from here)."""
 
     is_active: bool | None
     is_held: bool
-    is_taken: bool
+    driver: Driver | None = None
+
+    @property
+    def is_taken(self) -> bool:
+        return self.driver is not None
 
 
 def driver_capacity_take(driver_id: int, *, idle_since: Any, wait_for_driver: bool) -> CapacityTaking:
@@ -136,13 +141,15 @@ def driver_capacity_take(driver_id: int, *, idle_since: Any, wait_for_driver: bo
         with connection.cursor() as cursor:
             if is_held:
                 cursor.execute(_capacity_take_sql(), [idle_since, driver_id])
-            return CapacityTaking(is_active=is_active, is_held=is_held, is_taken=is_held and cursor.rowcount > 0)
+            is_taken = is_held and cursor.rowcount > 0
+        return CapacityTaking(is_active=is_active, is_held=is_held, driver=Driver.objects.get(pk=driver_id) if is_taken else None)
     if not connection.in_atomic_block:
         raise TransactionManagementError("a driver's locks outlive their statement only inside a transaction")
     with connection.cursor() as cursor:
         cursor.execute(_capacity_take_in_one_statement_sql(wait_for_driver), {"driver": driver_id, "idle_since": idle_since})
-        is_active, is_held, is_taken = cursor.fetchone()
-    return CapacityTaking(is_active=is_active, is_held=is_held, is_taken=is_taken)
+        row = cursor.fetchone()
+    is_taken = row[2] is not None  # the driver's id, when the UPDATE returned their row
+    return CapacityTaking(is_active=row[0], is_held=row[1], driver=instance_from_row(Driver, row, 2) if is_taken else None)
 
 
 def _capacity_take_sql(*, idle_since: str = "%s", driver_filter: str = "id = %s") -> str:
@@ -160,6 +167,6 @@ def _capacity_take_in_one_statement_sql(wait_for_driver: bool) -> str:
         f"WITH account AS (SELECT u.is_active FROM {users} u JOIN {_DRIVERS} d ON d.user_id = u.id WHERE d.id = %(driver)s FOR SHARE OF u), "  # noqa: S608 (names only)
         f"held AS (SELECT id FROM {_DRIVERS} WHERE id = %(driver)s AND (SELECT is_active FROM account) "
         f"{'' if wait_for_driver else 'FOR NO KEY UPDATE SKIP LOCKED'}), "
-        f"taken AS ({take} RETURNING id) "
-        "SELECT (SELECT is_active FROM account), EXISTS (SELECT 1 FROM held), EXISTS (SELECT 1 FROM taken)"
+        f"taken AS ({take} RETURNING *) "
+        f"SELECT (SELECT is_active FROM account), EXISTS (SELECT 1 FROM held), {columns_sql(Driver, 'taken')} FROM (SELECT 1) AS one LEFT JOIN taken ON true"
     )

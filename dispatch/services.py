@@ -119,8 +119,9 @@ def _capacity_release(driver_id: int, now: datetime) -> None:
         )
 
 
-def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = True) -> None:
+def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = True) -> Driver:
     """Take one unit of the driver's capacity, or refuse: the conditional UPDATE is the lock.
+    Returns the driver's row as the UPDATE left it.
 
     The driver's account is locked and read first: a deactivation in flight commits before we
     read it, so a deactivated driver takes no work, however it is given (v1, an accept, ops by
@@ -135,8 +136,9 @@ def _capacity_take(driver_id: int, now: datetime, *, wait_for_driver: bool = Tru
         raise DriverUnavailable(f"driver {driver_id} is deactivated", driver=driver_id)
     if not taking.is_held:
         raise DriverBusy(f"driver {driver_id} is being decided about elsewhere", driver=driver_id)
-    if not taking.is_taken:
+    if taking.driver is None:
         raise OverCapacity(f"driver {driver_id} has no free capacity", driver=driver_id)
+    return taking.driver
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class OrderMove:
     order: Order
     before: str
     driver_before: int | None
+    # The driver it went to, as their row was when the move took their capacity (an assignment).
+    driver_after: Driver | None = None
 
     @property
     def after(self) -> str:
@@ -197,9 +201,10 @@ def order_move(
     elif to == S.UNASSIGNED:
         changes["driver_id"] = None  # a finished or cancelled order keeps its driver, for the record
     changes.update(fields or {})
+    driver_after = None
     if to == S.ASSIGNED:
         assert to_driver_id is not None
-        _capacity_take(to_driver_id, now, wait_for_driver=wait_for_driver)  # first: a refusal leaves nothing written
+        driver_after = _capacity_take(to_driver_id, now, wait_for_driver=wait_for_driver)  # first: a refusal leaves nothing written
     # The row is locked, so the compare-and-set cannot lose; it stays the guard all the same.
     if not row_update(Order, order_id, changes, expected={"status": before}):
         raise IllegalTransition(f"order {order_id}", before, to)
@@ -215,7 +220,7 @@ def order_move(
         metrics.order_assigned(order.zone_id, (now - order.received_at).total_seconds())
     if to in Order.TERMINAL_STATUSES:
         metrics.order_finished(order.zone_id, to)
-    return OrderMove(order=order, before=before, driver_before=driver_before)
+    return OrderMove(order=order, before=before, driver_before=driver_before, driver_after=driver_after)
 
 
 # --- Intake ----------------------------------------------------------------------------

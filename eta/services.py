@@ -21,18 +21,19 @@ _STAGE_FIELDS = {
 }
 
 
-def order_eta_record(*, order: Order, now: datetime) -> None:
+def order_eta_record(*, order: Order, now: datetime, driver: Driver | None = None) -> None:
     """In the transaction of a move to assigned or picked up: the estimate the customer is
-    shown from this moment, kept with the order (every assignment, accept and pickup pays
-    this: two statements in SQL text, the driver's row and the upsert). At delivery, the
-    arrival."""
+    shown from this moment, kept with the order: one statement (an upsert in SQL text) when the
+    move hands over the driver's row as it took their capacity, two otherwise. At delivery,
+    the arrival."""
     if order.status == S.DELIVERED:
         OrderEta.objects.filter(order_id=order.pk).update(arrived_at=now)
         return
     fields = _STAGE_FIELDS.get(order.status)  # type: ignore[call-overload]
     if fields is None or order.driver_id is None or order.dropoff_lat is None or order.dropoff_lon is None:
         return
-    driver = next(iter(rows_read(Driver, id=order.driver_id)), None)
+    if driver is None or driver.pk != order.driver_id:
+        driver = next(iter(rows_read(Driver, id=order.driver_id)), None)
     estimate = order_estimate(order, driver, now)
     if estimate is None or driver is None:
         return

@@ -143,9 +143,15 @@ def offer_answer_check(offer: Offer, *, answer: str, now: datetime) -> bool:
 
 
 def offer_accept(*, offer: Offer, order: Order, driver: Driver, now: datetime) -> None:
-    """The driver's accept, by compare-and-set, under the order's lock (the caller assigns the order)."""
-    changes = {"state": Offer.State.ACCEPTED, "answered_at": now}
-    won = row_update(Offer, offer.pk, changes, expected={"driver_id": driver.pk, "state": P}, later_than={"expires_at": now})
+    """The driver's accept, by compare-and-set, under the order's lock (the caller assigns the
+    order); the order's other pending offers are withdrawn as taken. On PostgreSQL the two are
+    one statement, the rivals' UPDATE running only when the accept's won: every accept pays it."""
+    if connection.vendor == "postgresql":
+        won, rivals = _offer_accept_ending_rivals(offer, driver, now)
+    else:  # the embedded SQLite has no UPDATE inside WITH
+        changes = {"state": Offer.State.ACCEPTED, "answered_at": now}
+        won = row_update(Offer, offer.pk, changes, expected={"driver_id": driver.pk, "state": P}, later_than={"expires_at": now})
+        rivals = _pending_offers_end("order_id = %s", [order.pk], to=Offer.State.WITHDRAWN, withdrawn_reason=_TAKEN, now=now) if won else []
     if not won:
         offer.refresh_from_db()
         raise _refusal(offer, now)
@@ -153,6 +159,37 @@ def offer_accept(*, offer: Offer, order: Order, driver: Driver, now: datetime) -
     _offer_audit(offer, order, "offer.accepted", actor=Actor.driver(driver.pk, driver.name), before=P, after=Offer.State.ACCEPTED)
     metrics.offer_event(order.zone_id, "accepted", (now - offer.created_at).total_seconds())
     after_commit(lambda: offer_answered(offer))
+    _offers_ended(rivals, {order.pk: order}, kind="offer.withdrawn", state=Offer.State.WITHDRAWN, now=now, reason=_TAKEN)
+
+
+_TAKEN = Offer.WithdrawnReason.TAKEN
+
+
+def _offer_accept_ending_rivals(offer: Offer, driver: Driver, now: datetime) -> tuple[bool, list[tuple[int, int, int, datetime]]]:
+    table = connection.ops.quote_name(Offer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH won AS (UPDATE {table} SET state = %(accepted)s, answered_at = %(now)s "  # noqa: S608 (no outside text)
+            "WHERE id = %(offer)s AND driver_id = %(driver)s AND state = %(pending)s AND expires_at > %(now)s RETURNING id), "
+            f"rivals AS (UPDATE {table} SET state = %(withdrawn)s, withdrawn_reason = %(taken)s, answered_at = %(now)s "
+            "WHERE state = %(pending)s AND order_id = %(order)s AND id <> %(offer)s AND EXISTS (SELECT 1 FROM won) "
+            "RETURNING id, order_id, driver_id, created_at) "
+            "SELECT EXISTS (SELECT 1 FROM won), rivals.id, rivals.order_id, rivals.driver_id, rivals.created_at "
+            "FROM (SELECT 1) AS one LEFT JOIN rivals ON true",
+            {
+                "accepted": Offer.State.ACCEPTED,
+                "withdrawn": Offer.State.WITHDRAWN,
+                "pending": P,
+                "taken": _TAKEN,
+                "now": now,
+                "offer": offer.pk,
+                "driver": driver.pk,
+                "order": offer.order_id,
+            },
+        )
+        rows = cursor.fetchall()
+    won = bool(rows[0][0])
+    return won, [(row[1], row[2], row[3], database_datetime(row[4])) for row in rows if row[1] is not None]
 
 
 def offer_decline(*, offer: Offer, order: Order, driver: Driver, reason: str, now: datetime) -> None:

@@ -44,8 +44,7 @@ def offer_accept(*, offer_id: int, driver: Driver, now: datetime | None = None) 
         move = lifecycle.order_assign(
             order_id=order.pk, driver_id=driver.pk, actor=lifecycle.driver_actor(driver), now=now, reason="offer_accepted", locked=order
         )
-        offer_services.offer_accept(offer=offer, order=order, driver=driver, now=now)
-        offer_services.offers_withdraw(order=order, reason=Offer.WithdrawnReason.TAKEN, now=now)
+        offer_services.offer_accept(offer=offer, order=order, driver=driver, now=now)  # its rivals withdrawn as taken
         order_moved(move, now)
     offer.order = order
     return offer

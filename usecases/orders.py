@@ -40,7 +40,7 @@ def order_moved(move: OrderMove, now: datetime) -> None:
     if freed is not None:
         after_commit(lambda: _waiting_orders_try_soon(freed))
     if move.after in (S.ASSIGNED, S.PICKED_UP, S.DELIVERED):
-        eta_services.order_eta_record(order=move.order, now=now)  # what the customer is shown from now, kept
+        eta_services.order_eta_record(order=move.order, now=now, driver=move.driver_after)  # what the customer is shown from now, kept
     order_id = move.order.pk
     after_commit(lambda: tracking_notify.order_changed_send(order_id))  # open tracking pages read the new state
 

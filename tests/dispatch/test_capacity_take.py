@@ -46,14 +46,16 @@ def held_elsewhere(driver_id: int, work):
 
 def test_a_driver_with_room_gives_a_unit():
     driver = DriverFactory(capacity=2)
-    assert take(driver.pk) == CapacityTaking(is_active=True, is_held=True, is_taken=True)
+    taking = take(driver.pk)
+    assert (taking.is_active, taking.is_held, taking.is_taken) == (True, True, True)
     driver.refresh_from_db()
     assert driver.active_order_count == 1
+    assert taking.driver is not None and (taking.driver.pk, taking.driver.active_order_count, taking.driver.vehicle) == (driver.pk, 1, driver.vehicle)
 
 
 def test_a_full_driver_gives_nothing():
     driver = DriverFactory(capacity=1, active_order_count=1)
-    assert take(driver.pk) == CapacityTaking(is_active=True, is_held=True, is_taken=False)
+    assert take(driver.pk) == CapacityTaking(is_active=True, is_held=True, driver=None)
     driver.refresh_from_db()
     assert driver.active_order_count == 1
 
@@ -62,18 +64,18 @@ def test_a_deactivated_driver_gives_nothing_even_with_room():
     driver = DriverFactory(capacity=2)
     driver.user.is_active = False
     driver.user.save()
-    assert take(driver.pk) == CapacityTaking(is_active=False, is_held=False, is_taken=False)
+    assert take(driver.pk) == CapacityTaking(is_active=False, is_held=False, driver=None)
     driver.refresh_from_db()
     assert driver.active_order_count == 0
 
 
 def test_no_such_driver():
-    assert take(2**31) == CapacityTaking(is_active=None, is_held=False, is_taken=False)
+    assert take(2**31) == CapacityTaking(is_active=None, is_held=False, driver=None)
 
 
 def test_a_driver_held_by_another_transaction_is_passed_over_without_waiting():
     driver = DriverFactory(capacity=2)
-    assert held_elsewhere(driver.pk, lambda: take(driver.pk, wait_for_driver=False)) == CapacityTaking(is_active=True, is_held=False, is_taken=False)
+    assert held_elsewhere(driver.pk, lambda: take(driver.pk, wait_for_driver=False)) == CapacityTaking(is_active=True, is_held=False, driver=None)
     driver.refresh_from_db()
     assert driver.active_order_count == 0
 
@@ -97,7 +99,7 @@ def test_waiting_for_a_held_driver_takes_the_unit_once_they_are_free():
 
     taker = held_elsewhere(driver.pk, start_waiting_then_release)
     taker.join(10)
-    assert results == [CapacityTaking(is_active=True, is_held=True, is_taken=True)]
+    assert [(r.is_active, r.is_held, r.is_taken) for r in results] == [(True, True, True)]
     driver.refresh_from_db()
     assert driver.active_order_count == 1
 
