@@ -95,6 +95,9 @@ class OrderV1Serializer(serializers.ModelSerializer):
 class DeliveredSerializer(serializers.Serializer):
     note = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
     photo_ref = StrictCharField(required=False, allow_blank=True, max_length=500, default="", help_text="Reference of an uploaded proof photo")
+    handover_code = StrictCharField(
+        required=False, allow_blank=True, max_length=16, default="", help_text="The code the customer gives at the door, when the order requires one"
+    )
 
 
 class FailedSerializer(serializers.Serializer):
@@ -143,11 +146,17 @@ class OrderPickedUpView(DriverAPIView):
 class OrderDeliveredView(DriverAPIView):
     @extend_schema(operation_id="v1_orders_delivered", request=DeliveredSerializer, responses={200: OrderV1Serializer, **errors(400, 401, 403, 404, 409)})
     def post(self, request: Request, order_id: int) -> Response:
-        """Report delivery, with an optional proof (a note and a photo reference)."""
+        """Report delivery, with an optional proof (a note and a photo reference), and the
+        customer's handover code when the order requires one (409 `handover_code_required`,
+        `handover_code_wrong` with `attempts_left`, or `handover_code_locked`)."""
         body = DeliveredSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = order_usecases.order_deliver(
-            order_id=order_id, driver=self.driver, proof_note=body.validated_data["note"], proof_photo_ref=body.validated_data["photo_ref"]
+            order_id=order_id,
+            driver=self.driver,
+            proof_note=body.validated_data["note"],
+            proof_photo_ref=body.validated_data["photo_ref"],
+            handover_code=body.validated_data["handover_code"] or None,
         )
         return _render(order.pk)
 

@@ -75,6 +75,9 @@ class Zone(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="Drivers offered an order at once; the first to accept wins"
     )
     is_active = models.BooleanField(default=True)
+    requires_handover_code = models.BooleanField(
+        default=False, help_text="Orders here are handed over only against the code the customer sees on their tracking page"
+    )
     # The zone's colour on the health dashboard: amber or red once its oldest waiting order has
     # waited this long, or this many orders wait.
     health_amber_wait_s = models.PositiveIntegerField(
@@ -140,6 +143,9 @@ class ShopChannel(models.Model):
     admin_api_url = models.URLField(blank=True, help_text="Vendure Admin API, e.g. https://shop.example/admin-api")
     admin_api_token = models.CharField(max_length=512, blank=True, help_text="Bearer token for the Admin API")
     is_active = models.BooleanField(default=True)
+    requires_handover_code = models.BooleanField(
+        default=False, help_text="This shop's orders are handed over only against the code the customer sees on their tracking page"
+    )
 
     class Meta:
         ordering = ["name"]

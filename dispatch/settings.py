@@ -326,6 +326,8 @@ DISPATCH_PROOF_MAX_BYTES = env.int("DISPATCH_PROOF_MAX_BYTES", default=8 * 1024 
 DISPATCH_PROOF_MAX_PIXELS = env.int("DISPATCH_PROOF_MAX_PIXELS", default=40_000_000)
 DISPATCH_PROOF_MAX_SIDE_PX = env.int("DISPATCH_PROOF_MAX_SIDE_PX", default=2048)
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Wrong handover codes a driver may send before the order can only be resolved by ops (it escalates).
+DISPATCH_HANDOVER_MAX_ATTEMPTS = env.int("DISPATCH_HANDOVER_MAX_ATTEMPTS", default=5)
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
 # position may be before the page says "position not updated"; lookups per client address a
 # minute, and lookups of unknown or dead links (guesses) a minute; the key tokens are made
@@ -351,6 +353,7 @@ ESCALATION_DEFAULTS = {
     "driver_silent_limit_s": env.int("ESCALATION_DRIVER_SILENT_LIMIT_S", default=300),
     "max_offer_misses": env.int("ESCALATION_MAX_OFFER_MISSES", default=5),
     "max_reassignments": env.int("ESCALATION_MAX_REASSIGNMENTS", default=2),
+    "predicted_late_grace_s": env.int("ESCALATION_PREDICTED_LATE_GRACE_S", default=300),
 }
 ESCALATION_MAX_EXTENSION_MIN = env.int("ESCALATION_MAX_EXTENSION_MIN", default=240)
 ESCALATION_NOTIFIER_TIMEOUT_S = env.float("ESCALATION_NOTIFIER_TIMEOUT_S", default=5.0)

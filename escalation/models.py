@@ -19,6 +19,8 @@ class AlertKind(models.TextChoices):
     DRIVER_SILENT = "driver_silent", "Driver silent while holding orders"
     OFFERS_MISSED = "offers_missed", "Offer declined or expired too many times"
     REASSIGN_LIMIT = "reassign_limit", "Order reassigned too many times"
+    ORDER_PREDICTED_LATE = "order_predicted_late", "Order predicted to arrive after its promised time"
+    HANDOVER_CODE_FAILED = "handover_code_failed", "Wrong handover code entered too many times"
     SWEEP_LATE = "sweep_late", "A periodic sweep is late"
     SERVICE_NOT_READY = "service_not_ready", "The service is not ready"
     WEBHOOKS_FAILING = "webhooks_failing", "Shop webhooks are being refused"
@@ -36,6 +38,8 @@ TRIGGERS = (
     AlertKind.DRIVER_SILENT,
     AlertKind.OFFERS_MISSED,
     AlertKind.REASSIGN_LIMIT,
+    AlertKind.ORDER_PREDICTED_LATE,
+    AlertKind.HANDOVER_CODE_FAILED,
 )
 
 
@@ -139,6 +143,7 @@ class EscalationPolicy(models.Model):
         "driver_silent_limit_s",
         "max_offer_misses",
         "max_reassignments",
+        "predicted_late_grace_s",
     )
 
     zone = models.OneToOneField(Zone, on_delete=models.CASCADE, null=True, blank=True, related_name="escalation_policy")
@@ -172,6 +177,12 @@ class EscalationPolicy(models.Model):
     )
     max_reassignments = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(20)], help_text="After this many automatic reassignments the order escalates instead"
+    )
+    predicted_late_grace_s = models.PositiveIntegerField(
+        validators=[MaxValueValidator(limits.DURATION_S_MAX)],
+        null=True,
+        blank=True,
+        help_text="An order whose arrival estimate is this long past its promised time escalates",
     )
 
     class Meta:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 
 from dispatch.models import Order
 from escalation.models import AlertKind, AlertRoute, Escalation, EscalationLevel, EscalationPolicy, NotificationChannel, Team
@@ -28,6 +30,8 @@ APPLIES_IN: dict[str, tuple[str, ...]] = {
     AlertKind.REASSIGN_LIMIT: (Order.Status.ASSIGNED,),
     AlertKind.DELIVERY_OVERDUE: (Order.Status.PICKED_UP,),
     AlertKind.DRIVER_SILENT: Order.ACTIVE_STATUSES,
+    AlertKind.ORDER_PREDICTED_LATE: Order.ACTIVE_STATUSES,
+    AlertKind.HANDOVER_CODE_FAILED: (Order.Status.PICKED_UP,),
 }
 
 
@@ -148,8 +152,46 @@ def escalations_due(now: datetime, policies: Policies | None = None) -> list[Due
             orders.filter(status__in=Order.ACTIVE_STATUSES, driver__v2_connected_at__isnull=False),
         ),
         *_offers_missed_due(policies, now),
+        *_predicted_late_due(policies, now),
+        *_handover_failed_due(now),
     ]
     return due
+
+
+def _predicted_late_due(policies: Policies, now: datetime) -> Iterator[Due]:
+    """Orders held by a driver whose last kept arrival estimate (at pickup, else at assignment:
+    eta.OrderEta) is more than the zone's grace past their promised time; once an assignment."""
+    trigger = AlertKind.ORDER_PREDICTED_LATE
+    smallest = timedelta(seconds=policies.smallest("predicted_late_grace_s"))
+    rows = (
+        Order.objects.filter(_not_extended(now), status__in=Order.ACTIVE_STATUSES, promised_at__isnull=False)
+        .annotate(predicted_at=Coalesce("eta__at_pickup", "eta__at_assignment"))
+        .filter(predicted_at__gt=F("promised_at") + smallest)
+        .exclude(_not_escalated(trigger, "assigned_at"))
+        .values("pk", "code", "zone_id", "assigned_at", "promised_at", "predicted_at")
+    )
+    for row in rows:
+        grace_s = policies.limit(row["zone_id"], "predicted_late_grace_s")
+        promised_at, predicted_at, assigned_at = row["promised_at"], row["predicted_at"], row["assigned_at"]
+        if promised_at is None or predicted_at is None or assigned_at is None:
+            continue  # the query leaves none; the types do not know it
+        if predicted_at > promised_at + timedelta(seconds=grace_s):
+            detail = {"limit_s": grace_s, "promised_at": promised_at.isoformat(), "predicted_at": predicted_at.isoformat()}
+            yield Due(row["pk"], row["code"], row["zone_id"], trigger, assigned_at, detail)
+
+
+def _handover_failed_due(now: datetime) -> Iterator[Due]:
+    """Picked-up orders whose handover code was entered wrong as often as it may be: the
+    driver cannot deliver them without ops; once a pickup."""
+    trigger = AlertKind.HANDOVER_CODE_FAILED
+    rows = (
+        Order.objects.filter(status=Order.Status.PICKED_UP, handover_code__failed_attempts__gte=settings.DISPATCH_HANDOVER_MAX_ATTEMPTS)
+        .exclude(_not_escalated(trigger, "picked_up_at"))
+        .values("pk", "code", "zone_id", "picked_up_at", "handover_code__failed_attempts")
+    )
+    for row in rows:
+        if row["picked_up_at"] is not None:  # always, for a picked-up order
+            yield Due(row["pk"], row["code"], row["zone_id"], trigger, row["picked_up_at"], {"failed_attempts": row["handover_code__failed_attempts"]})
 
 
 def _offers_missed_due(policies: Policies, now: datetime) -> Iterator[Due]:

@@ -28,3 +28,19 @@ class DeliveryProof(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of order {self.order_id}"
+
+
+class HandoverCode(models.Model):
+    """The code a customer tells the driver at the door when their shop or zone requires one:
+    shown on the tracking page, sent by the driver with the delivery. Wrong codes are counted;
+    at DISPATCH_HANDOVER_MAX_ATTEMPTS the order can no longer be delivered by the driver and
+    escalates (handover_code_failed)."""
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="handover_code")
+    code = models.CharField(max_length=4)
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"handover code of order {self.order_id}"

@@ -2,20 +2,26 @@
 recorded with its audit event under the order's lock."""
 
 import hashlib
+import hmac
+import secrets
 import uuid
 from datetime import datetime
 from typing import IO
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 
 from dispatch.errors import IllegalTransition, NotFound
 from dispatch.locks import order_lock
 from dispatch.models import Driver, Order
+from dispatch.rows import rows_insert
 from dispatch.services import driver_actor, order_audit_record
+from proof.errors import HandoverCodeLocked, HandoverCodeRequired, HandoverCodeWrong
 from proof.images import image_cleaned
-from proof.models import DeliveryProof
+from proof.models import DeliveryProof, HandoverCode
 
 S = Order.Status
 # A proof belongs to a delivery under way or just made (the photo is often sent right after).
@@ -53,3 +59,46 @@ def proof_attach(*, order_id: int, driver: Driver, kind: str, upload: IO[bytes],
         default_storage.delete(name)  # nothing recorded: nothing kept
         raise
     return proof
+
+
+# --- Handover codes ----------------------------------------------------------------------
+
+
+def handover_code_create(*, order: Order, now: datetime) -> str | None:
+    """In the intake's transaction: a 4-digit code when the order's shop or zone requires one
+    (the customer sees it on their tracking page); None when neither does."""
+    zone_requires = order.zone is not None and order.zone.requires_handover_code
+    if not (order.channel.requires_handover_code or zone_requires):
+        return None
+    code = f"{secrets.randbelow(10_000):04d}"
+    rows_insert([HandoverCode(order=order, code=code, created_at=now)])
+    return code
+
+
+def handover_code_check(*, order_id: int, driver: Driver, code: str | None, now: datetime) -> None:
+    """Before the driver's delivery of their order: the handover code, when one is required.
+
+    A wrong code is counted, and audited, in a transaction of its own, so it stands although
+    the delivery is refused (HandoverCodeWrong, with the attempts left); at
+    DISPATCH_HANDOVER_MAX_ATTEMPTS no code is taken any more (HandoverCodeLocked) and the order
+    escalates (handover_code_failed). Another driver's order is left to the delivery to refuse.
+    """
+    required = HandoverCode.objects.filter(order_id=order_id, order__driver_id=driver.pk).first()
+    if required is None or required.confirmed_at is not None:
+        return
+    allowed = settings.DISPATCH_HANDOVER_MAX_ATTEMPTS
+    if required.failed_attempts >= allowed:
+        raise HandoverCodeLocked("Too many wrong handover codes: ops will resolve this order.", attempts_left=0)
+    if not code:
+        raise HandoverCodeRequired("This order is handed over against the customer's code: ask them for it.", attempts_left=allowed - required.failed_attempts)
+    if hmac.compare_digest(code.encode(), required.code.encode()):
+        HandoverCode.objects.filter(pk=required.pk, confirmed_at__isnull=True).update(confirmed_at=now)
+        return
+    with transaction.atomic(durable=True):
+        HandoverCode.objects.filter(pk=required.pk, failed_attempts__lt=allowed).update(failed_attempts=F("failed_attempts") + 1)
+        failed = HandoverCode.objects.filter(pk=required.pk).values_list("failed_attempts", flat=True).get()
+        order = Order.objects.get(pk=order_id)
+        order_audit_record(order, "order.handover_code_wrong", actor=driver_actor(driver), attempts_left=max(0, allowed - failed))
+    if failed >= allowed:
+        raise HandoverCodeLocked("Too many wrong handover codes: ops will resolve this order.", attempts_left=0)
+    raise HandoverCodeWrong(f"Wrong handover code: {allowed - failed} attempt(s) left.", attempts_left=allowed - failed)

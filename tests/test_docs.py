@@ -10,6 +10,9 @@ from escalation.models import TRIGGERS, AlertKind
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = importlib.import_module("escalation.migrations.0002_ownership_policy_and_sweeps")
+# Alerts added after the first seeding bring their routes in a migration of their own.
+ADDED = importlib.import_module("escalation.migrations.0004_predicted_late_and_handover_triggers")
+ROUTES = {**SEED.ROUTES, **ADDED.ROUTES}
 
 
 def ownership_rows():
@@ -21,19 +24,19 @@ def ownership_rows():
 
 
 def test_every_alert_kind_has_an_owner_and_a_runbook():
-    assert set(SEED.ROUTES) == set(AlertKind.values)
+    assert set(ROUTES) == set(AlertKind.values)
     for alert in AlertKind.values:
         assert (ROOT / SEED.runbook(alert)).is_file(), f"no runbook for {alert}"
 
 
 def test_ownership_md_matches_the_seeded_matrix():
     rows = ownership_rows()
-    assert set(rows) == set(SEED.ROUTES)
+    assert set(rows) == set(ROUTES)
     for alert, (team, runbook) in rows.items():
-        assert team == SEED.ROUTES[alert], alert
+        assert team == ROUTES[alert], alert
         assert f"docs/{runbook}" == SEED.runbook(alert)
     teams = {slug for slug, _, _ in SEED.TEAMS}
-    assert set(SEED.ROUTES.values()) <= teams
+    assert set(ROUTES.values()) <= teams
 
 
 def test_alert_rules_name_the_owner_and_runbook_of_their_kind():
@@ -42,7 +45,7 @@ def test_alert_rules_name_the_owner_and_runbook_of_their_kind():
     rows = ownership_rows()
     for rule in rules:
         kind = rule["labels"]["alert_kind"]
-        assert rule["labels"]["team"] == SEED.ROUTES[kind], rule["alert"]
+        assert rule["labels"]["team"] == ROUTES[kind], rule["alert"]
         assert rule["annotations"]["runbook_url"] == SEED.runbook(kind)
         assert f"`{rule['alert']}`" in (ROOT / "docs/ownership.md").read_text()
         assert rows[kind][0] == rule["labels"]["team"]

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 
 from dispatch.models import Driver, Order
 from eta.selectors import order_estimate
-from proof.models import DeliveryProof
+from proof.models import DeliveryProof, HandoverCode
 from tracking.links import TOKEN_BYTES, tracking_link_token, tracking_token_hash, tracking_token_is_current, tracking_url
 from tracking.models import TrackingLink
 
@@ -130,6 +130,14 @@ def _proof_summary(order: Order) -> dict[str, bool]:
     }
 
 
+def _handover_code_shown(order: Order) -> str | None:
+    """The code the customer gives the driver at the door: while a driver holds the order and
+    until it was given."""
+    if order.status not in Order.ACTIVE_STATUSES:
+        return None
+    return HandoverCode.objects.filter(order_id=order.pk, confirmed_at__isnull=True).values_list("code", flat=True).first()
+
+
 def _arrival_shown(order: Order, now: datetime) -> dict[str, Any] | None:
     estimate = order_estimate(order, order.driver, now)
     return estimate.as_public() if estimate else None
@@ -153,6 +161,7 @@ def tracking_state(order: Order, now: datetime) -> dict[str, Any]:
         "position": driver_position_shown(order, now),
         "stale_after_s": settings.DISPATCH_TRACKING_POSITION_STALE_S,
         "eta": _arrival_shown(order, now),
+        "handover_code": _handover_code_shown(order),
         "server_time": now,
     }
     if is_ended:

@@ -11,6 +11,7 @@ from audit.services import audit_batched
 from dispatch import services as lifecycle
 from dispatch.errors import IllegalTransition
 from dispatch.models import Order, ShopChannel
+from proof import services as proof_services
 from tracking import links as tracking_links
 from tracking import selectors as tracking_selectors
 from tracking import services as tracking
@@ -51,6 +52,8 @@ def webhook_receive(*, channel: ShopChannel, payload: Any, now: datetime | None 
             order, created = lifecycle.order_receive(channel=channel, intake=vendure.intake_from_vendure(order_data, received_at=now), actor=actor, now=now)
             record.outcome = Outcome.ORDER_CREATED if created else Outcome.DUPLICATE_ORDER
             token = tracking.tracking_link_create(order=order, now=now) if created else tracking_selectors.tracking_token_of_order(order.pk)
+            if created:
+                proof_services.handover_code_create(order=order, now=now)
             if created and vendure.order_cancelled_before_receipt(channel=channel, vendure_order_id=order.vendure_order_id, this_event=record):
                 order_cancel_locked(order_id=order.pk, actor=actor, reason=f"{Order.SHOP_CANCEL_REASON} before it was received", now=now)
             elif created:

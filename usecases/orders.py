@@ -17,6 +17,7 @@ from escalation import services as escalation_services
 from eta import services as eta_services
 from offers import services as offer_services
 from offers.models import Offer
+from proof import services as proof_services
 from tracking import notify as tracking_notify
 from vendure import services as vendure_services
 from vendure.models import FulfillmentStep
@@ -79,8 +80,13 @@ def order_pick_up(*, order_id: int, driver: Driver, now: datetime | None = None)
     return move.order
 
 
-def order_deliver(*, order_id: int, driver: Driver, proof_note: str = "", proof_photo_ref: str = "", now: datetime | None = None) -> Order:
+def order_deliver(
+    *, order_id: int, driver: Driver, proof_note: str = "", proof_photo_ref: str = "", handover_code: str | None = None, now: datetime | None = None
+) -> Order:
+    """The driver delivered their order; against the customer's handover code when its shop or
+    zone requires one (checked first: a wrong code is counted even though nothing else moves)."""
     now = now or timezone.now()
+    proof_services.handover_code_check(order_id=order_id, driver=driver, code=handover_code, now=now)
     with transaction.atomic(durable=True):
         move = lifecycle.order_deliver(order_id=order_id, driver=driver, now=now, proof_note=proof_note, proof_photo_ref=proof_photo_ref)
         order_moved(move, now)

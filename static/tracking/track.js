@@ -135,6 +135,8 @@
     renderEta();
     renderOutcome();
     show("headline", Boolean((state.eta && !state.is_ended) || state.outcome));
+    show("handover", Boolean(state.handover_code));
+    setText("handover-code", state.handover_code);
     show("driver", Boolean(state.driver));
     if (state.driver) { setText("driver-name", state.driver.first_name); setText("driver-vehicle", (state.driver.vehicle || "").toLowerCase()); }
     show("street", Boolean(state.dropoff && state.dropoff.street));
