@@ -205,7 +205,18 @@ class ShopChannelForm(WriteOnlySecretsForm):
 
     class Meta:
         model = ShopChannel
-        fields = ["token", "name", "webhook_secret", "pickup_address", "pickup_lat", "pickup_lon", "admin_api_url", "admin_api_token", "requires_handover_code", "is_active"]
+        fields = [
+            "token",
+            "name",
+            "webhook_secret",
+            "pickup_address",
+            "pickup_lat",
+            "pickup_lon",
+            "admin_api_url",
+            "admin_api_token",
+            "requires_handover_code",
+            "is_active",
+        ]
 
 
 @admin.register(ShopChannel)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from availability import api as availability_api
 from dispatch import api as dispatch_api
 from dispatch import views
+from eta import views as eta_views
 from observability import views as observability_views
 from offers import api as offers_api
 from proof import api as proof_api
@@ -41,6 +42,7 @@ urlpatterns = [
     path("support/proofs/<int:proof_id>/", proof_views.proof_image, name="proof-image"),
     path("support/", include("audit.urls")),
     path("ops/zones/", observability_views.zone_health_page, name="zone-health"),
+    path("ops/eta/", eta_views.eta_accuracy_page, name="eta-accuracy"),
     path("ops/zones/rows/", observability_views.zone_health_rows, name="zone-health-rows"),
     path("ops/zones/<slug:slug>/", observability_views.zone_page, name="zone-page"),
     path("ops/zones/<slug:slug>/lists/", observability_views.zone_page_lists, name="zone-page-lists"),

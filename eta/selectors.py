@@ -1,6 +1,9 @@
 """The arrival an order's customer is shown now, and what it is made with."""
 
+import math
+import statistics
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -8,7 +11,7 @@ from django.db.models import Q
 
 from dispatch.models import Driver, Order
 from eta.estimate import Estimate, Travel, default_travel, estimate_arrival
-from eta.models import TravelProfile
+from eta.models import OrderEta, TravelProfile
 
 S = Order.Status
 
@@ -63,3 +66,59 @@ def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: T
         return estimate_arrival(travel=travel, origin=(driver.last_lat, driver.last_lon), leaves_at=now, via_pickup=via_pickup, dropoff=dropoff, now=now)
     leaves_at = order.picked_up_at if order.status == S.PICKED_UP and order.picked_up_at else now
     return estimate_arrival(travel=travel, origin=pickup, leaves_at=leaves_at, via_pickup=via_pickup, dropoff=dropoff, now=now)
+
+
+# --- Accuracy: what was shown against what happened ------------------------------------------------
+
+STAGES = {"pickup": ("at_pickup", "at_pickup_earliest", "at_pickup_latest"), "assignment": ("at_assignment", "at_assignment_earliest", "at_assignment_latest")}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How right the estimates shown at one stage were, for one zone, vehicle kind, source and week."""
+
+    zone: str
+    vehicle: str
+    source: str
+    week: str  # ISO year and week, e.g. 2026-W48
+    count: int
+    mean_abs_error_s: float
+    p90_abs_error_s: float
+    bias_s: float  # mean of (arrival − estimate): positive is late
+    inside_window: float  # share that arrived within the window shown
+
+
+def estimate_accuracy(*, stage: str, since: datetime) -> list[Accuracy]:
+    """Per zone, vehicle kind, source (built in or a routing engine) and week, newest first: the
+    mean and 90th percentile of the absolute error, the bias, and the share inside the window,
+    of the estimates shown at `stage` ("pickup" or "assignment") of orders that arrived since."""
+    shown, earliest, latest = STAGES[stage]
+    rows = (
+        OrderEta.objects.filter(arrived_at__gte=since, **{f"{shown}__isnull": False})
+        .values_list("zone__name", "vehicle", "source", "arrived_at", shown, earliest, latest)
+        .iterator(chunk_size=5000)
+    )
+    groups: dict[tuple[str, str, str, str], list[tuple[float, bool]]] = {}
+    for zone_name, vehicle, source, arrived_at, estimate, window_start, window_end in rows:
+        year, week, _ = arrived_at.isocalendar()
+        error_s = (arrived_at - estimate).total_seconds()
+        inside = window_start is not None and window_end is not None and window_start <= arrived_at <= window_end
+        groups.setdefault((zone_name or "no zone", vehicle, source, f"{year}-W{week:02d}"), []).append((error_s, inside))
+    found = []
+    for (zone_name, vehicle, source, week), samples in groups.items():
+        errors = [error for error, _ in samples]
+        absolute = sorted(abs(error) for error in errors)
+        found.append(
+            Accuracy(
+                zone=zone_name,
+                vehicle=vehicle,
+                source=source,
+                week=week,
+                count=len(samples),
+                mean_abs_error_s=statistics.fmean(absolute),
+                p90_abs_error_s=absolute[min(len(absolute) - 1, math.ceil(0.9 * len(absolute)) - 1)],
+                bias_s=statistics.fmean(errors),
+                inside_window=sum(1 for _, inside in samples if inside) / len(samples),
+            )
+        )
+    return sorted(found, key=lambda a: (a.week, a.zone, a.vehicle, a.source), reverse=True)

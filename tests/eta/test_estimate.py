@@ -135,3 +135,34 @@ def test_too_few_deliveries_learn_nothing():
         arrived_at=now,
     )
     assert travel_profiles_refresh_due(now=now) == 0 and not TravelProfile.objects.exists()
+
+
+def test_ops_see_how_right_the_estimates_were_per_zone_vehicle_and_week(client, staff_groups):
+    from tests.factories import staff_member
+
+    zone = ZoneFactory()
+    channel = ShopChannelFactory()
+    now = timezone.now()
+    for n, error_s in enumerate((-120, 60, 180, 600)):
+        order = receive_order(channel, code=f"ACC-{n}")
+        shown = now - timedelta(minutes=30)
+        OrderEta.objects.create(
+            order=order,
+            zone=zone,
+            vehicle="bicycle",
+            source="built_in",
+            at_pickup=shown,
+            at_pickup_earliest=shown - timedelta(seconds=300),
+            at_pickup_latest=shown + timedelta(seconds=300),
+            arrived_at=shown + timedelta(seconds=error_s),
+        )
+    client.force_login(staff_member("ops"))
+    response = client.get("/ops/eta/?stage=pickup&weeks=2")
+    assert response.status_code == 200
+    [row] = response.context["rows"]
+    assert (row.zone, row.vehicle, row.count) == ("Mitte", "bicycle", 4)
+    assert row.mean_abs_error_s == pytest.approx(240) and row.p90_abs_error_s == 600 and row.bias_s == pytest.approx(180)
+    assert row.inside_window == 0.75
+    assert client.get("/ops/eta/?stage=<script>&weeks=abc").status_code == 200  # bad filters fall back, never a 500
+    client.force_login(staff_member("support"))
+    assert client.get("/ops/eta/").status_code == 403
