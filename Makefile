@@ -12,7 +12,7 @@ FAST ?= 0
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dispatch
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: venv assets run test lint bench migrations-check services browser
+.PHONY: venv assets run test lint bench migrations-check services browser osrm
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,7 +41,10 @@ services:
 browser:
 	bash bin/ensure-chromium
 
-test: venv assets services browser
+osrm: venv
+	bash bin/ensure-osrm
+
+test: venv assets services browser osrm
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(if $(filter 1,$(FAST)),-m "not slow") $(PYTEST_ARGS)
 
 lint: venv
@@ -50,5 +53,5 @@ lint: venv
 	$(PY) -m mypy .
 	$(VENV)/bin/lint-imports
 
-bench: venv assets services
+bench: venv assets services osrm
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run.py

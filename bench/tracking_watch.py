@@ -2,8 +2,8 @@
 watchers each), whose 200 drivers send a position every 2.2 s through the v1 API, against
 one ASGI server on the Redis layer. Measured: a position's way from the driver's POST to the
 watching page (p50/p99) as a ratio to a bare echo round trip on the same server in the same
-run, and the server's CPU per 1,000 watchers, idle and while the drivers move. Also the
-built-in arrival estimate, per call and per 100 (in process).
+run, and the server's CPU per 1,000 watchers, idle and while the drivers move. Also an
+arrival estimate, built in and by a real OSRM on the demo city, per call and per 100.
 
 Issue 12 asks for a position to show on an open page within 2 s; no ratio target is set.
 """
@@ -156,7 +156,45 @@ def estimate_timing() -> dict[str, float]:
         estimate_arrival(travel=travel, origin=(52.51, 13.39), leaves_at=now, via_pickup=(52.5, 13.4), dropoff=(52.52, 13.41), now=now)
 
     per_call = min(timeit.repeat(one, number=2000, repeat=5)) / 2000
-    return {"built_in_per_call_us": per_call * 1e6, "built_in_per_100_us": per_call * 100 * 1e6}
+    return {"built_in_per_call_us": per_call * 1e6, "built_in_per_100_us": per_call * 100 * 1e6, **_osrm_timing()}
+
+
+def _osrm_timing() -> dict[str, float]:
+    """The same estimate's route from a real OSRM on the demo city (bin/ensure-osrm), per call
+    and per 100 calls one after the other (milliseconds)."""
+    import subprocess
+
+    from django.conf import settings
+
+    from bench.harness import free_port
+    from eta import routing
+    from eta.management.commands.osrm_prepare import osrm_home, prepared_dataset
+
+    port = free_port()
+    routed = subprocess.Popen(
+        [str(osrm_home() / "osrm" / "bin" / "osrm-routed"), "--algorithm", "mld", "--ip", "127.0.0.1", "--port", str(port), str(prepared_dataset("bicycle"))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        settings.DISPATCH_ROUTING_URL = f"http://127.0.0.1:{port}"
+        points = [(52.51, 13.39), (52.5, 13.4), (52.52, 13.41)]
+        for _ in range(200):  # until it answers
+            routing.routing_rest_forget()
+            if routing.route("bicycle", points) is not None:
+                break
+            time.sleep(0.05)
+        durations = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(100):
+                assert routing.route("bicycle", points) is not None
+            durations.append(time.perf_counter() - started)
+        per_100 = min(durations)
+        return {"osrm_per_call_ms": per_100 * 10, "osrm_per_100_ms": per_100 * 1000}
+    finally:
+        routed.terminate()
+        routed.wait(10)
 
 
 def run() -> dict[str, Any]:
@@ -166,7 +204,7 @@ def run() -> dict[str, Any]:
     # would stop after 120 a minute: lifted for the benchmark (customers come from many).
     with server(extra_env={"DISPATCH_TRACKING_LOOKUPS_PER_MINUTE": "1000000"}) as (base, pid):
         measured = asyncio.run(scenario(base, pid, rows))
-    measured["eta"] = {**estimate_timing(), "routing_engine": "not measured: no routing engine is wired in yet (issue 12, open)"}
+    measured["eta"] = estimate_timing()
     position, echo = measured["position_to_page"], measured["echo"]
     report = {
         "benchmark": f"{ORDERS * WATCHERS_PER_ORDER} tracking sockets on {ORDERS} orders whose drivers send a position every {FIX_EVERY_S} s, one server process (Redis layer)",
@@ -182,6 +220,8 @@ def run() -> dict[str, Any]:
         f"  ratio: p50 x{report['ratio']['p50_position_over_echo']:.1f}, p99 x{report['ratio']['p99_position_over_echo']:.1f}; shown within 2 s: {measured['shown_within_2s']:.1%}"
     )
     print(f"  server CPU per 1,000 watchers: idle {cpu['idle_cores']:.3f} cores, drivers moving {cpu['moving_cores']:.3f} cores")
-    print(f"  built-in ETA: {measured['eta']['built_in_per_call_us']:.1f} us a call, {measured['eta']['built_in_per_100_us']:.0f} us per 100")
+    eta = measured["eta"]
+    print(f"  ETA built in: {eta['built_in_per_call_us']:.1f} us a call, {eta['built_in_per_100_us']:.0f} us per 100")
+    print(f"  ETA by OSRM (demo city, bicycle): {eta['osrm_per_call_ms']:.2f} ms a call, {eta['osrm_per_100_ms']:.0f} ms per 100")
     print(f"  fixes sent {measured['fixes_sent']}, frames seen {measured['frames_seen']}, errors {measured['errors']}")
     return report

@@ -317,6 +317,16 @@ DISPATCH_ETA_DEFAULT_SPREAD_SHARE = env.float("DISPATCH_ETA_DEFAULT_SPREAD_SHARE
 DISPATCH_ETA_MIN_WINDOW_S = env.int("DISPATCH_ETA_MIN_WINDOW_S", default=300)
 DISPATCH_ETA_MIN_SAMPLES = env.int("DISPATCH_ETA_MIN_SAMPLES", default=30)
 DISPATCH_ETA_LEARN_DAYS = env.int("DISPATCH_ETA_LEARN_DAYS", default=28)
+# A routing engine for arrival estimates (eta/routing.py): OSRM's HTTP API at this URL for
+# every vehicle kind, or per kind ("bicycle=http://127.0.0.1:5001,foot=http://127.0.0.1:5002");
+# empty: the built-in estimate only. Each call has this budget; an engine that failed is left
+# alone this long by the process that saw it fail.
+DISPATCH_ROUTING_URL = env.str("DISPATCH_ROUTING_URL", default="")
+DISPATCH_ROUTING_URLS = {
+    vehicle.strip(): url.strip() for vehicle, _, url in (item.partition("=") for item in env.list("DISPATCH_ROUTING_URLS", default=[])) if url.strip()
+}
+DISPATCH_ROUTING_TIMEOUT_MS = env.int("DISPATCH_ROUTING_TIMEOUT_MS", default=300)
+DISPATCH_ROUTING_RETRY_S = env.float("DISPATCH_ROUTING_RETRY_S", default=10.0)
 # How long a process uses the travel profiles it read before reading them again.
 DISPATCH_ETA_PROFILE_CACHE_S = env.int("DISPATCH_ETA_PROFILE_CACHE_S", default=60)
 # Proof of delivery (proof/): an uploaded image's largest size in bytes and pixels, and the

@@ -38,6 +38,7 @@ class Estimate:
     latest: datetime
     is_learned: bool  # the window comes from the zone's own deliveries
     sample_count: int
+    source: str = "built_in"  # or "routing": the routing engine's driving time
 
     @property
     def confidence_words(self) -> str:
@@ -59,17 +60,20 @@ def default_travel(vehicle: str) -> Travel:
     return Travel(speed_mps=speeds.get(vehicle, speeds["bicycle"]))
 
 
-def estimate_arrival(*, travel: Travel, origin: Point, leaves_at: datetime, via_pickup: Point | None, dropoff: Point, now: datetime) -> Estimate:
+def estimate_arrival(
+    *, travel: Travel, origin: Point, leaves_at: datetime, via_pickup: Point | None, dropoff: Point, now: datetime, routed_s: float | None = None
+) -> Estimate:
     """When the order reaches `dropoff`, leaving `origin` at `leaves_at` (where the driver is
     now; or the pickup when the order was collected and the driver's position is unknown),
-    through `via_pickup` when the order is still to be collected."""
+    through `via_pickup` when the order is still to be collected. `routed_s`: the routing
+    engine's driving time along that way, which replaces the built-in distance over speed."""
     metres, handling_s = 0.0, settings.DISPATCH_ETA_DROPOFF_HANDLING_S
     if via_pickup is not None:
         metres += road_m(origin, via_pickup)
         handling_s += settings.DISPATCH_ETA_PICKUP_HANDLING_S
         origin = via_pickup
     metres += road_m(origin, dropoff)
-    travel_s = metres / max(travel.speed_mps, 0.5) + handling_s
+    travel_s = (routed_s if routed_s is not None else metres / max(travel.speed_mps, 0.5)) + handling_s
     arrive_at = max(now, leaves_at + timedelta(seconds=travel_s))
     if travel.is_learned:
         assert travel.error_p10_s is not None and travel.error_p90_s is not None
@@ -80,4 +84,11 @@ def estimate_arrival(*, travel: Travel, origin: Point, leaves_at: datetime, via_
     # Never a window that ends before now, nor one narrower than a person can plan around.
     earliest = max(now, arrive_at + timedelta(seconds=min(early_s, 0.0)))
     latest = max(arrive_at + timedelta(seconds=max(late_s, 0.0)), earliest + timedelta(seconds=settings.DISPATCH_ETA_MIN_WINDOW_S))
-    return Estimate(arrive_at=arrive_at, earliest=earliest, latest=latest, is_learned=travel.is_learned, sample_count=travel.sample_count)
+    return Estimate(
+        arrive_at=arrive_at,
+        earliest=earliest,
+        latest=latest,
+        is_learned=travel.is_learned,
+        sample_count=travel.sample_count,
+        source="routing" if routed_s is not None else "built_in",
+    )

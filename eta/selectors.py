@@ -12,6 +12,7 @@ from django.db.models import Q
 from dispatch.models import Driver, Order
 from eta.estimate import Estimate, Travel, default_travel, estimate_arrival
 from eta.models import OrderEta, TravelProfile
+from eta.routing import route
 
 S = Order.Status
 
@@ -45,10 +46,11 @@ def travel_forget() -> None:
     _travel_read.clear()
 
 
-def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: Travel | None = None) -> Estimate | None:
+def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: Travel | None = None, *, use_routing: bool = False) -> Estimate | None:
     """When the order should arrive, as its customer is shown it: only while a driver holds it
     and the drop-off has coordinates. From where the driver is when their position is fresh;
-    else, once picked up, from the pickup at the moment it was collected."""
+    else from the pickup (when it was collected, once picked up). With `use_routing` (never
+    inside a transaction) the routing engine's driving time, when it answers in time."""
     if order.status not in (S.ASSIGNED, S.PICKED_UP) or driver is None or order.dropoff_lat is None or order.dropoff_lon is None:
         return None
     travel = travel or travel_for(order.zone_id, driver.vehicle)
@@ -63,9 +65,14 @@ def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: T
     via_pickup = pickup if order.status == S.ASSIGNED else None
     if is_fresh:
         assert driver.last_lat is not None and driver.last_lon is not None
-        return estimate_arrival(travel=travel, origin=(driver.last_lat, driver.last_lon), leaves_at=now, via_pickup=via_pickup, dropoff=dropoff, now=now)
-    leaves_at = order.picked_up_at if order.status == S.PICKED_UP and order.picked_up_at else now
-    return estimate_arrival(travel=travel, origin=pickup, leaves_at=leaves_at, via_pickup=via_pickup, dropoff=dropoff, now=now)
+        origin, leaves_at = (driver.last_lat, driver.last_lon), now
+    else:
+        origin, leaves_at = pickup, order.picked_up_at if order.status == S.PICKED_UP and order.picked_up_at else now
+    routed_s = None
+    if use_routing:
+        found = route(driver.vehicle, [origin, *([via_pickup] if via_pickup else []), dropoff])
+        routed_s = found.duration_s if found is not None else None
+    return estimate_arrival(travel=travel, origin=origin, leaves_at=leaves_at, via_pickup=via_pickup, dropoff=dropoff, now=now, routed_s=routed_s)
 
 
 # --- Accuracy: what was shown against what happened ------------------------------------------------

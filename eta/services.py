@@ -8,10 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from dispatch.after_commit import after_commit
 from dispatch.models import Driver, Order
 from dispatch.rows import row_upsert, rows_read
 from eta.estimate import road_m
 from eta.models import OrderEta, TravelProfile
+from eta.routing import routing_url
 from eta.selectors import order_estimate, travel_forget
 
 S = Order.Status
@@ -42,6 +44,23 @@ def order_eta_record(*, order: Order, now: datetime, driver: Driver | None = Non
         values.update(picked_up_at=now, pickup_to_dropoff_m=road_m((order.pickup_lat, order.pickup_lon), (order.dropoff_lat, order.dropoff_lon)))
     kept = OrderEta(order_id=order.pk, zone_id=order.zone_id, vehicle=driver.vehicle, source=OrderEta.Source.BUILT_IN, **values)
     row_upsert(kept, unique_fields=["order"], update_fields=["zone", "vehicle", "source", *values])
+    if routing_url(driver.vehicle):
+        # The engine is asked once the move committed, never while its locks are held.
+        order_id, stage_fields, built_in_at = order.pk, fields, estimate.arrive_at
+        after_commit(lambda: _estimate_refine_with_routing(order_id, stage_fields, built_in_at, now))
+
+
+def _estimate_refine_with_routing(order_id: int, fields: tuple[str, str, str], built_in_at: datetime, now: datetime) -> None:
+    """Replace a kept built-in estimate by the routing engine's, when it answers in time and
+    nothing kept a newer estimate of that stage meanwhile."""
+    order = Order.objects.select_related("driver").filter(pk=order_id).first()
+    if order is None:
+        return
+    estimate = order_estimate(order, order.driver, now, use_routing=True)
+    if estimate is None or estimate.source != OrderEta.Source.ROUTING:
+        return  # the engine did not answer in time: the built-in estimate stays, as shown
+    values = dict(zip(fields, (estimate.arrive_at, estimate.earliest, estimate.latest), strict=True))
+    OrderEta.objects.filter(order_id=order_id, **{fields[0]: built_in_at}).update(source=OrderEta.Source.ROUTING, **values)
 
 
 def travel_profiles_refresh_due(*, now: datetime) -> int:

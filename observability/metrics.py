@@ -38,6 +38,7 @@ ORDERS_FINISHED = Counter("dispatch_orders_finished", "Orders that reached a ter
 ORDERS_RECEIVED = Counter("dispatch_orders_received", "Orders received from shops", ["zone"])
 WEBHOOKS = Counter("dispatch_webhooks", "Shop webhooks: accepted or refused, and the outcome or error code", ["result", "outcome"])
 NOTIFICATIONS = Counter("dispatch_notifications", "Escalation notifications by channel kind and outcome (sent, failed, gave_up)", ["channel", "outcome"])
+ETA_ROUTING = Counter("dispatch_eta_routing", "Routing engine calls for arrival estimates: ok, timeout, error, or resting after a failure", ["outcome"])
 ESCALATIONS_OPENED = Counter("dispatch_escalations_opened", "Escalations opened", ["zone", "trigger"])
 ESCALATIONS_RAISED = Counter("dispatch_escalations_raised", "Escalations raised to a higher level", ["zone", "level"])
 REASSIGNMENTS = Counter("dispatch_reassignments", "Orders taken back from a driver automatically", ["zone", "reason"])
@@ -99,6 +100,11 @@ def order_received(zone_id: int | None) -> None:
 def webhook_outcome(outcome: str, *, is_accepted: bool) -> None:
     if settings.METRICS_ENABLED:
         WEBHOOKS.labels("accepted" if is_accepted else "refused", outcome).inc()
+
+
+def eta_routing(outcome: str) -> None:
+    if settings.METRICS_ENABLED:
+        ETA_ROUTING.labels(outcome).inc()
 
 
 def notification_outcome(channel_kind: str, outcome: str) -> None:

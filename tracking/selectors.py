@@ -139,7 +139,7 @@ def _handover_code_shown(order: Order) -> str | None:
 
 
 def _arrival_shown(order: Order, now: datetime) -> dict[str, Any] | None:
-    estimate = order_estimate(order, order.driver, now)
+    estimate = order_estimate(order, order.driver, now, use_routing=True)  # pages and sockets read outside transactions
     return estimate.as_public() if estimate else None
 
 

@@ -1,0 +1,88 @@
+"""A routing engine for arrival estimates: OSRM's HTTP route service, asked within a time
+budget. Slow, down or wrong, it never holds anything up: the built-in estimate stands in, the
+outcome is counted in /metrics (`dispatch_eta_routing_total`), and a process that saw it fail
+leaves it alone for DISPATCH_ROUTING_RETRY_S before trying again. Never called inside a
+transaction (eta.services refines a kept estimate after the move committed).
+
+Configured by DISPATCH_ROUTING_URL (one engine for every vehicle kind) and
+DISPATCH_ROUTING_URLS (per vehicle kind, e.g. bicycle and foot profiles of their own).
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+from django.conf import settings
+
+from observability import metrics
+
+logger = logging.getLogger(__name__)
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Route:
+    duration_s: float
+    distance_m: float
+
+
+_client_lock = threading.Lock()
+_client: httpx.Client | None = None
+# engine URL -> monotonic time before which this process does not ask it again (it failed).
+_resting_until: dict[str, float] = {}
+
+
+def routing_url(vehicle: str) -> str:
+    return str(settings.DISPATCH_ROUTING_URLS.get(vehicle) or settings.DISPATCH_ROUTING_URL or "")
+
+
+def _http() -> httpx.Client:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(headers={"User-Agent": "dispatch-eta"}, follow_redirects=False)
+        return _client
+
+
+def route(vehicle: str, points: list[Point]) -> Route | None:
+    """The engine's route through `points` (latitude, longitude) for this vehicle kind; None
+    when no engine is configured, or it answered late, wrongly or not at all."""
+    url = routing_url(vehicle)
+    if not url or len(points) < 2:
+        return None
+    if time.monotonic() < _resting_until.get(url, 0.0):
+        metrics.eta_routing("resting")
+        return None
+    coordinates = ";".join(f"{lon:.6f},{lat:.6f}" for lat, lon in points)
+    budget_s = settings.DISPATCH_ROUTING_TIMEOUT_MS / 1000
+    try:
+        response = _http().get(f"{url.rstrip('/')}/route/v1/driving/{coordinates}", params={"overview": "false", "steps": "false"}, timeout=budget_s)
+        body = response.json()
+        if response.status_code != 200 or body.get("code") != "Ok":
+            raise ValueError(f"the engine answered {response.status_code} {str(body.get('code'))[:40]}")
+        best = body["routes"][0]
+        found = Route(duration_s=float(best["duration"]), distance_m=float(best["distance"]))
+        if not (0 <= found.duration_s < 86_400 and 0 <= found.distance_m < 2_000_000):
+            raise ValueError("the engine's route is out of any sensible range")
+    except httpx.TimeoutException:
+        _failed(url, "timeout")
+        return None
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        logger.warning("routing engine failed: %s", exc.__class__.__name__)
+        _failed(url, "error")
+        return None
+    metrics.eta_routing("ok")
+    return found
+
+
+def _failed(url: str, outcome: str) -> None:
+    metrics.eta_routing(outcome)
+    _resting_until[url] = time.monotonic() + settings.DISPATCH_ROUTING_RETRY_S
+
+
+def routing_rest_forget() -> None:
+    """Ask failed engines again at once (tests; an operator's fix is seen within the retry)."""
+    _resting_until.clear()
