@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 assets:
 	bash bin/ensure-assets
 
-run: venv assets
+run: venv assets $(if $(filter 1,$(ROUTING)),osrm)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 	@echo ""
@@ -33,7 +33,7 @@ run: venv assets
 	@echo "     http://$(HOST):$(PORT)/admin/  ops console (log in with the users above)"
 	@echo "     http://$(HOST):$(PORT)/api/docs/  driver API docs"
 	@echo "Ctrl-C stops everything."
-	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(SIMULATE)),,--simulate)
+	$(if $(filter 1,$(ROUTING)),bash bin/with-osrm) $(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(SIMULATE)),,--simulate)
 
 services:
 	bash bin/ensure-services
