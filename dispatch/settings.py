@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 from django_guid.integrations import CeleryIntegration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -321,6 +322,9 @@ DISPATCH_ETA_LEARN_DAYS = env.int("DISPATCH_ETA_LEARN_DAYS", default=28)
 # every vehicle kind, or per kind ("bicycle=http://127.0.0.1:5001,foot=http://127.0.0.1:5002");
 # empty: the built-in estimate only. Each call has this budget; an engine that failed is left
 # alone this long by the process that saw it fail.
+DISPATCH_ROUTING_KIND = env.str("DISPATCH_ROUTING_KIND", default="osrm")
+if DISPATCH_ROUTING_KIND not in ("osrm", "valhalla"):
+    raise ImproperlyConfigured(f"DISPATCH_ROUTING_KIND must be osrm or valhalla, not {DISPATCH_ROUTING_KIND!r}")
 DISPATCH_ROUTING_URL = env.str("DISPATCH_ROUTING_URL", default="")
 DISPATCH_ROUTING_URLS = {
     vehicle.strip(): url.strip() for vehicle, _, url in (item.partition("=") for item in env.list("DISPATCH_ROUTING_URLS", default=[])) if url.strip()

@@ -1,5 +1,5 @@
-"""A routing engine for arrival estimates: OSRM's HTTP route service, asked within a time
-budget. Slow, down or wrong, it never holds anything up: the built-in estimate stands in, the
+"""A routing engine for arrival estimates: OSRM's HTTP route service (or Valhalla's, through
+the same interface: DISPATCH_ROUTING_KIND), asked within a time budget. Slow, down or wrong, it never holds anything up: the built-in estimate stands in, the
 outcome is counted in /metrics (`dispatch_eta_routing_total`), and a process that saw it fail
 leaves it alone for DISPATCH_ROUTING_RETRY_S before trying again. Never called inside a
 transaction (eta.services refines a kept estimate after the move committed).
@@ -56,15 +56,9 @@ def route(vehicle: str, points: list[Point]) -> Route | None:
     if time.monotonic() < _resting_until.get(url, 0.0):
         metrics.eta_routing("resting")
         return None
-    coordinates = ";".join(f"{lon:.6f},{lat:.6f}" for lat, lon in points)
     budget_s = settings.DISPATCH_ROUTING_TIMEOUT_MS / 1000
     try:
-        response = _http().get(f"{url.rstrip('/')}/route/v1/driving/{coordinates}", params={"overview": "false", "steps": "false"}, timeout=budget_s)
-        body = response.json()
-        if response.status_code != 200 or body.get("code") != "Ok":
-            raise ValueError(f"the engine answered {response.status_code} {str(body.get('code'))[:40]}")
-        best = body["routes"][0]
-        found = Route(duration_s=float(best["duration"]), distance_m=float(best["distance"]))
+        found = ENGINES[settings.DISPATCH_ROUTING_KIND](url, vehicle, points, budget_s)
         if not (0 <= found.duration_s < 86_400 and 0 <= found.distance_m < 2_000_000):
             raise ValueError("the engine's route is out of any sensible range")
     except httpx.TimeoutException:
@@ -76,6 +70,41 @@ def route(vehicle: str, points: list[Point]) -> Route | None:
         return None
     metrics.eta_routing("ok")
     return found
+
+
+def _osrm_route(url: str, vehicle: str, points: list[Point], budget_s: float) -> Route:
+    """OSRM's route service (`/route/v1/{profile}/{lon,lat;...}`): the profile is the dataset
+    the server was started with, so a vehicle kind of its own is a URL of its own."""
+    coordinates = ";".join(f"{lon:.6f},{lat:.6f}" for lat, lon in points)
+    response = _http().get(f"{url.rstrip('/')}/route/v1/driving/{coordinates}", params={"overview": "false", "steps": "false"}, timeout=budget_s)
+    body = response.json()
+    if response.status_code != 200 or body.get("code") != "Ok":
+        raise ValueError(f"the engine answered {response.status_code} {str(body.get('code'))[:40]}")
+    best = body["routes"][0]
+    return Route(duration_s=float(best["duration"]), distance_m=float(best["distance"]))
+
+
+# Valhalla's costing model for each vehicle kind.
+VALHALLA_COSTING = {"bicycle": "bicycle", "scooter": "motor_scooter", "car": "auto", "van": "auto", "on_foot": "pedestrian"}
+
+
+def _valhalla_route(url: str, vehicle: str, points: list[Point], budget_s: float) -> Route:
+    """Valhalla's `/route` service: the vehicle kind picks its costing model."""
+    request = {
+        "locations": [{"lat": lat, "lon": lon} for lat, lon in points],
+        "costing": VALHALLA_COSTING.get(vehicle, "bicycle"),
+        "units": "kilometers",
+        "directions_type": "none",
+    }
+    response = _http().post(f"{url.rstrip('/')}/route", json=request, timeout=budget_s)
+    body = response.json()
+    if response.status_code != 200 or body["trip"]["status"] != 0:
+        raise ValueError(f"the engine answered {response.status_code}")
+    summary = body["trip"]["summary"]
+    return Route(duration_s=float(summary["time"]), distance_m=float(summary["length"]) * 1000)
+
+
+ENGINES = {"osrm": _osrm_route, "valhalla": _valhalla_route}
 
 
 def _failed(url: str, outcome: str) -> None:

@@ -142,3 +142,46 @@ def test_without_an_engine_the_built_in_estimate_holds(settings):
     order = Order.objects.select_related("driver").get(pk=order.pk)
     estimate = order_estimate(order, order.driver, timezone.now() + timedelta(seconds=1), use_routing=True)
     assert estimate is not None and estimate.source == "built_in"
+
+
+class ValhallaContract:
+    """A server that speaks Valhalla's /route contract (no Valhalla runs on this machine): it
+    answers with the trip a real one gives for these two points, and keeps what it was asked."""
+
+    def __init__(self):
+        import json
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        asked = self.asked = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                asked.append((self.path, body))
+                trip = {"trip": {"status": 0, "summary": {"time": 1234.5, "length": 4.321}, "legs": []}}
+                payload = json.dumps(trip).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_valhalla_answers_through_the_same_interface(settings):
+    contract = ValhallaContract()
+    settings.DISPATCH_ROUTING_KIND = "valhalla"
+    settings.DISPATCH_ROUTING_URL = contract.url
+    routing.routing_rest_forget()
+    found = routing.route("scooter", ACROSS_MITTE)
+    contract.server.shutdown()
+    assert found == routing.Route(duration_s=1234.5, distance_m=4321.0)
+    [(path, asked)] = contract.asked
+    assert path == "/route" and asked["costing"] == "motor_scooter"
+    assert asked["locations"] == [{"lat": 52.506, "lon": 13.365}, {"lat": 52.53, "lon": 13.41}]
