@@ -58,6 +58,7 @@ def staff_groups(db):
         importlib.import_module("dispatch.migrations.0002_staff_groups").create_groups(apps, None)
     if not Group.objects.filter(name="finance").exists():
         importlib.import_module("dispatch.migrations.0008_finance_group").create_finance_group(apps, None)
+    importlib.import_module("proof.migrations.0003_staff_see_proofs").grant(apps, None)  # idempotent
 
 
 @pytest.fixture

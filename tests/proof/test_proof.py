@@ -148,3 +148,13 @@ def test_staff_see_the_image_and_nobody_else_does(carrying, client, staff_groups
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg" and response["X-Content-Type-Options"] == "nosniff"
     assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("group", ["support", "ops"])
+def test_staff_see_the_proof_on_the_orders_page_in_admin(carrying, client, staff_groups, group):
+    order, driver, api = carrying
+    assert upload(api, order, "photo", jpeg_with_gps()).status_code == 201
+    proof = DeliveryProof.objects.get()
+    client.force_login(staff_member(group))
+    page = client.get(f"/admin/dispatch/order/{order.pk}/change/").content.decode()
+    assert f'src="/support/proofs/{proof.pk}/"' in page
