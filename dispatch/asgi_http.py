@@ -19,18 +19,21 @@ adapts it to the sync chain (at the cost of a trip back to the loop).
 
 import asyncio
 import contextlib
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import FileResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase, JsonResponse
 from django.urls import set_script_prefix
 
 from dispatch import layer_outbox
+from dispatch.errors import error_body
 
 # Threads kept between requests; a burst of more concurrent requests starts threads of its own
 # and ends them afterwards, as Django does for every request.
@@ -51,6 +54,20 @@ class _RequestThreads:
             self.idle.append(executor)
         else:
             executor.shutdown(wait=False)
+
+
+class _BodyTooLarge(Exception):
+    """The request's body grew past DISPATCH_MAX_REQUEST_BODY_BYTES while it was read."""
+
+
+def _declared_length(scope: dict[str, Any]) -> int:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # Django answers a malformed length itself
+    return 0
 
 
 class OneHopASGIHandler(ASGIHandler):
@@ -90,11 +107,46 @@ class OneHopASGIHandler(ASGIHandler):
         response.close()  # the body is in memory: request_finished (and its cleanup) need not wait for the send
         return response, True
 
+    async def read_body(self, receive: Any) -> Any:
+        """Django's read_body, refusing a body larger than DISPATCH_MAX_REQUEST_BODY_BYTES as it
+        arrives: Django spools any body to disk before a view can look at its size, so a client
+        could otherwise fill the disk with one request, declared or chunked."""
+        limit = settings.DISPATCH_MAX_REQUEST_BODY_BYTES
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115 (handed to the request, which closes it)
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                body_file.close()
+                raise _BodyTooLarge()
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
+    async def _body_too_large(self, send: Any) -> None:
+        limit = settings.DISPATCH_MAX_REQUEST_BODY_BYTES
+        response = JsonResponse(error_body("body_too_large", f"A request body is at most {limit} bytes."), status=413)
+        response["Connection"] = "close"
+        await self.send_response(response, send)
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Django's ASGIHandler.handle (5.2), with the sync work done by `_respond` in one trip."""
+        if _declared_length(scope) > settings.DISPATCH_MAX_REQUEST_BODY_BYTES:
+            await self._body_too_large(send)  # said up front: not one byte of it is read
+            return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
+            return
+        except _BodyTooLarge:
+            await self._body_too_large(send)
             return
         set_script_prefix(get_script_prefix(scope))
 

@@ -340,6 +340,9 @@ DISPATCH_PROOF_MAX_BYTES = env.int("DISPATCH_PROOF_MAX_BYTES", default=8 * 1024 
 DISPATCH_PROOF_MAX_PIXELS = env.int("DISPATCH_PROOF_MAX_PIXELS", default=40_000_000)
 DISPATCH_PROOF_MAX_SIDE_PX = env.int("DISPATCH_PROOF_MAX_SIDE_PX", default=2048)
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# The largest request body the ASGI server reads (a proof photo and its form); a larger one is
+# refused with 413 as it arrives, before Django would spool it to disk.
+DISPATCH_MAX_REQUEST_BODY_BYTES = env.int("DISPATCH_MAX_REQUEST_BODY_BYTES", default=DISPATCH_PROOF_MAX_BYTES + 1024 * 1024)
 # Wrong handover codes a driver may send before the order can only be resolved by ops (it escalates).
 DISPATCH_HANDOVER_MAX_ATTEMPTS = env.int("DISPATCH_HANDOVER_MAX_ATTEMPTS", default=5)
 # Tracking links (tracking/): how long a link works after its order ended; how old a driver's
