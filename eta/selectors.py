@@ -75,6 +75,24 @@ def order_estimate(order: Order, driver: Driver | None, now: datetime, travel: T
     return estimate_arrival(travel=travel, origin=origin, leaves_at=leaves_at, via_pickup=via_pickup, dropoff=dropoff, now=now, routed_s=routed_s)
 
 
+def kept_arrival(order: Order, vehicle: str) -> Estimate | None:
+    """The estimate kept when the order was assigned (eta.OrderEta), as shown to its customer
+    until pickup: a live one would tell them, poll after poll, where the driver is before they
+    collect this order (perhaps still on someone else's delivery)."""
+    kept = OrderEta.objects.filter(order_id=order.pk).first()
+    if kept is None or kept.at_assignment is None or kept.at_assignment_earliest is None or kept.at_assignment_latest is None:
+        return None
+    travel = travel_for(order.zone_id, vehicle)
+    return Estimate(
+        arrive_at=kept.at_assignment,
+        earliest=kept.at_assignment_earliest,
+        latest=kept.at_assignment_latest,
+        is_learned=travel.is_learned,
+        sample_count=travel.sample_count,
+        source=kept.source,
+    )
+
+
 # --- Accuracy: what was shown against what happened ------------------------------------------------
 
 STAGES = {"pickup": ("at_pickup", "at_pickup_earliest", "at_pickup_latest"), "assignment": ("at_assignment", "at_assignment_earliest", "at_assignment_latest")}

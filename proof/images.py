@@ -47,9 +47,11 @@ def image_cleaned(upload: IO[bytes], *, keep_transparency: bool) -> CleanImage:
     if image_format not in ACCEPTED_FORMATS:
         raise InvalidInput("The image must be a JPEG, PNG or WebP.", field="file")
     image.thumbnail((settings.DISPATCH_PROOF_MAX_SIDE_PX, settings.DISPATCH_PROOF_MAX_SIDE_PX))
+    pixels = image.convert("RGBA" if keep_transparency else "RGB")
+    pixels.info = {}  # Pillow writes a file's comment, colour profile and the like back from here
     out = io.BytesIO()
     if keep_transparency:
-        image.convert("RGBA").save(out, format="PNG", optimize=True)
-        return CleanImage(out.getvalue(), "image/png", "png", image.width, image.height)
-    image.convert("RGB").save(out, format="JPEG", quality=85, optimize=True)  # no exif= argument: no metadata
-    return CleanImage(out.getvalue(), "image/jpeg", "jpg", image.width, image.height)
+        pixels.save(out, format="PNG", optimize=True)
+        return CleanImage(out.getvalue(), "image/png", "png", pixels.width, pixels.height)
+    pixels.save(out, format="JPEG", quality=85, optimize=True)  # no exif= argument: no EXIF either
+    return CleanImage(out.getvalue(), "image/jpeg", "jpg", pixels.width, pixels.height)

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
 
 from dispatch.errors import IllegalTransition, NotFound
 from dispatch.locks import order_lock
@@ -33,6 +32,11 @@ def proof_attach(*, order_id: int, driver: Driver, kind: str, upload: IO[bytes],
     image is checked and re-encoded before anything is written; a refusal stores nothing."""
     if kind not in DeliveryProof.Kind.values:
         raise NotFound(f"no proof kind {kind!r}")  # the URL names the kind
+    order = Order.objects.filter(pk=order_id).only("driver_id", "status").first()
+    if order is None or order.driver_id != driver.pk:
+        raise NotFound(f"order {order_id} not found")  # checked before any image is decoded (and again under the lock)
+    if order.status not in STATUSES_TAKING_PROOF:
+        raise IllegalTransition(f"order {order_id}", order.status, "proven")
     cleaned = image_cleaned(upload, keep_transparency=kind == DeliveryProof.Kind.SIGNATURE)
     name = default_storage.save(f"proofs/{order_id}/{kind}-{uuid.uuid4().hex}.{cleaned.extension}", ContentFile(cleaned.data))
     try:
@@ -78,27 +82,31 @@ def handover_code_create(*, order: Order, now: datetime) -> str | None:
 def handover_code_check(*, order_id: int, driver: Driver, code: str | None, now: datetime) -> None:
     """Before the driver's delivery of their order: the handover code, when one is required.
 
-    A wrong code is counted, and audited, in a transaction of its own, so it stands although
-    the delivery is refused (HandoverCodeWrong, with the attempts left); at
+    Judged and counted in a transaction of its own, under the code's row lock: a wrong code
+    is counted, and audited, and stands although the delivery is refused (HandoverCodeWrong, with the attempts left); at
     DISPATCH_HANDOVER_MAX_ATTEMPTS no code is taken any more (HandoverCodeLocked) and the order
     escalates (handover_code_failed). Another driver's order is left to the delivery to refuse.
     """
-    required = HandoverCode.objects.filter(order_id=order_id, order__driver_id=driver.pk).first()
-    if required is None or required.confirmed_at is not None:
-        return
     allowed = settings.DISPATCH_HANDOVER_MAX_ATTEMPTS
-    if required.failed_attempts >= allowed:
-        raise HandoverCodeLocked("Too many wrong handover codes: ops will resolve this order.", attempts_left=0)
-    if not code:
-        raise HandoverCodeRequired("This order is handed over against the customer's code: ask them for it.", attempts_left=allowed - required.failed_attempts)
-    if hmac.compare_digest(code.encode(), required.code.encode()):
-        HandoverCode.objects.filter(pk=required.pk, confirmed_at__isnull=True).update(confirmed_at=now)
-        return
     with transaction.atomic(durable=True):
-        HandoverCode.objects.filter(pk=required.pk, failed_attempts__lt=allowed).update(failed_attempts=F("failed_attempts") + 1)
-        failed = HandoverCode.objects.filter(pk=required.pk).values_list("failed_attempts", flat=True).get()
+        # Under the code's row lock: concurrent tries are judged one after another, each seeing
+        # the attempts the others used, so no burst of guesses gets past the limit.
+        required = HandoverCode.objects.select_for_update().filter(order_id=order_id, order__driver_id=driver.pk).first()
+        if required is None or required.confirmed_at is not None:
+            return
+        if required.failed_attempts >= allowed:
+            raise HandoverCodeLocked("Too many wrong handover codes: ops will resolve this order.", attempts_left=0)
+        if not code:
+            raise HandoverCodeRequired(
+                "This order is handed over against the customer's code: ask them for it.", attempts_left=allowed - required.failed_attempts
+            )
+        if hmac.compare_digest(code.encode(), required.code.encode()):
+            HandoverCode.objects.filter(pk=required.pk).update(confirmed_at=now)
+            return
+        failed = required.failed_attempts + 1
+        HandoverCode.objects.filter(pk=required.pk).update(failed_attempts=failed)
         order = Order.objects.get(pk=order_id)
-        order_audit_record(order, "order.handover_code_wrong", actor=driver_actor(driver), attempts_left=max(0, allowed - failed))
+        order_audit_record(order, "order.handover_code_wrong", actor=driver_actor(driver), attempts_left=allowed - failed)
     if failed >= allowed:
         raise HandoverCodeLocked("Too many wrong handover codes: ops will resolve this order.", attempts_left=0)
     raise HandoverCodeWrong(f"Wrong handover code: {allowed - failed} attempt(s) left.", attempts_left=allowed - failed)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from dispatch.models import Driver, Order
-from eta.selectors import order_estimate
+from eta.selectors import kept_arrival, order_estimate
 from proof.models import DeliveryProof, HandoverCode
 from tracking.links import TOKEN_BYTES, tracking_link_token, tracking_token_hash, tracking_token_is_current, tracking_url
 from tracking.models import TrackingLink
@@ -139,7 +139,16 @@ def _handover_code_shown(order: Order) -> str | None:
 
 
 def _arrival_shown(order: Order, now: datetime) -> dict[str, Any] | None:
-    estimate = order_estimate(order, order.driver, now, use_routing=True)  # pages and sockets read outside transactions
+    """The arrival as the customer is shown it: before pickup the estimate kept at assignment
+    (a live one would track the driver before they collect this order); once picked up, the
+    built-in estimate from the driver's position, which the page shows anyway. Never the routing
+    engine: pages and sockets read on threads other requests and sockets wait for."""
+    if order.driver is None:
+        return None
+    if order.status == S.ASSIGNED:
+        estimate = kept_arrival(order, order.driver.vehicle)
+    else:
+        estimate = order_estimate(order, order.driver, now)
     return estimate.as_public() if estimate else None
 
 

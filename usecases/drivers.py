@@ -206,5 +206,6 @@ def driver_position_report(*, driver_id: int, lat: float, lon: float, at: dateti
         return
     driver = Driver.objects.get(pk=driver_id)
     now = timezone.now()
-    arrivals = {order.pk: eta_selectors.order_estimate(order, driver, now, use_routing=True) for order in carried}
+    # Built in, never the routing engine: a driver's socket waits for this on a shared thread.
+    arrivals = {order.pk: eta_selectors.order_estimate(order, driver, now) for order in carried}
     tracking_notify.driver_position_send(arrivals=arrivals, driver_id=driver_id, lat=lat, lon=lon, at=taken.recorded_at)

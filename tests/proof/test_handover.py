@@ -109,3 +109,42 @@ def test_an_order_predicted_to_miss_its_promise_escalates_before_it_is_late(sett
         )
     due = [(d.order_code, d.trigger) for d in escalations_due(now) if d.trigger == AlertKind.ORDER_PREDICTED_LATE]
     assert due == [("LATE", AlertKind.ORDER_PREDICTED_LATE)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_guesses_at_once_gets_no_more_tries_than_allowed(settings, staff_groups):
+    """Each try is judged under the code's row lock: twelve drivers' requests at once, all wrong,
+    count five and are refused after that, never more."""
+    import threading
+
+    from django.db import connection
+
+    from proof.errors import HandoverCodeLocked, HandoverCodeWrong
+    from proof.services import handover_code_check
+
+    settings.DISPATCH_HANDOVER_MAX_ATTEMPTS = 5
+    ZoneFactory()
+    order = receive_order(ShopChannelFactory(requires_handover_code=True))  # nobody online: it waits
+    driver = DriverFactory(capacity=2)
+    order_usecases.order_assign_manually(order_id=order.pk, driver_id=driver.pk, actor=Actor.system("test"))
+    code = HandoverCode.objects.get(order=order).code
+    guesses = [f"{n:04d}" for n in range(10_000) if f"{n:04d}" != code][:12]
+    answers, barrier = [], threading.Barrier(len(guesses))
+
+    def guess(wrong):
+        try:
+            barrier.wait()
+            handover_code_check(order_id=order.pk, driver=driver, code=wrong, now=timezone.now())
+        except (HandoverCodeWrong, HandoverCodeLocked) as exc:
+            answers.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess, args=(g,)) for g in guesses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == sorted(["handover_code_wrong"] * 4 + ["handover_code_locked"] * 8)
+    assert HandoverCode.objects.get(order=order).failed_attempts == 5
+    assert AuditEvent.objects.filter(kind="order.handover_code_wrong").count() == 5

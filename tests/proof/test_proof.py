@@ -158,3 +158,17 @@ def test_staff_see_the_proof_on_the_orders_page_in_admin(carrying, client, staff
     client.force_login(staff_member(group))
     page = client.get(f"/admin/dispatch/order/{order.pk}/change/").content.decode()
     assert f'src="/support/proofs/{proof.pk}/"' in page
+
+
+def test_comments_and_colour_profiles_are_not_kept_either(carrying):
+    order, driver, client = carrying
+    photo, signature = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (64, 64)).save(photo, format="JPEG", comment=b"Taken by Jane at 52.5N 13.4E")
+    Image.new("RGBA", (64, 64)).save(signature, format="PNG", icc_profile=b"\x00" * 128)
+    assert upload(client, order, "photo", photo.getvalue()).status_code == 201
+    assert upload(client, order, "signature", signature.getvalue()).status_code == 201
+    for proof in DeliveryProof.objects.all():
+        with default_storage.open(proof.file.name, "rb") as stored:
+            data = stored.read()
+        kept = Image.open(io.BytesIO(data))
+        assert "comment" not in kept.info and "icc_profile" not in kept.info and b"Jane" not in data, proof.kind

@@ -183,3 +183,14 @@ def test_while_on_the_way_the_page_shows_an_arrival_window_and_how_sure_it_is(cl
     assert eta["earliest"] < eta["latest"] and "too few deliveries" in eta["confidence_words"]
     html = page(client, token, address).content.decode()
     assert "Arriving" in html and "too few deliveries" in html
+
+
+def test_before_pickup_the_arrival_is_the_one_kept_at_assignment_not_a_live_one(client, received, address):
+    """A live estimate before pickup would tell the customer, poll after poll, where the driver is."""
+    from tests.tracking.conftest import assign
+
+    order, token = received
+    driver = assign(order)
+    first = state(client, token, address)["eta"]
+    Driver.objects.filter(pk=driver.pk).update(last_lat=52.40, last_lon=13.10, last_position_at=timezone.now())  # far away now
+    assert state(client, token, address)["eta"] == first
