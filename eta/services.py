@@ -45,12 +45,19 @@ def order_eta_record(*, order: Order, now: datetime, driver: Driver | None = Non
     kept = OrderEta(order_id=order.pk, zone_id=order.zone_id, vehicle=driver.vehicle, source=OrderEta.Source.BUILT_IN, **values)
     row_upsert(kept, unique_fields=["order"], update_fields=["zone", "vehicle", "source", *values])
     if routing_url(driver.vehicle):
-        # The engine is asked once the move committed, never while its locks are held.
-        order_id, stage_fields, built_in_at = order.pk, fields, estimate.arrive_at
-        after_commit(lambda: _estimate_refine_with_routing(order_id, stage_fields, built_in_at, now))
+        # The engine is asked by a worker once the move committed: never while the move's locks
+        # are held, nor on a driver socket's database thread, which other sockets wait for.
+        order_id, stage_fields, built_in_at = order.pk, list(fields), estimate.arrive_at.isoformat()
+        after_commit(lambda: _estimate_refine_soon(order_id, stage_fields, built_in_at, now.isoformat()))
 
 
-def _estimate_refine_with_routing(order_id: int, fields: tuple[str, str, str], built_in_at: datetime, now: datetime) -> None:
+def _estimate_refine_soon(order_id: int, fields: list[str], built_in_at: str, now: str) -> None:
+    from eta.tasks import estimate_refine  # the task calls this module
+
+    estimate_refine.delay(order_id, fields, built_in_at, now)
+
+
+def estimate_refine_with_routing(order_id: int, fields: tuple[str, str, str], built_in_at: datetime, now: datetime) -> None:
     """Replace a kept built-in estimate by the routing engine's, when it answers in time and
     nothing kept a newer estimate of that stage meanwhile."""
     order = Order.objects.select_related("driver").filter(pk=order_id).first()
