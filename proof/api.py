@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiTypes, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -29,7 +29,10 @@ class ProofUploadView(DriverAPIView):
     @extend_schema(
         operation_id="v2_order_proof",
         request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
-        responses={201: ProofSerializer, 413: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, 409)},
+        responses={
+            201: ProofSerializer,
+            **errors(400, 401, 403, 404, 409, 413, 415, described_as={413: "The image is too large", 415: "The body is not a readable multipart/form-data"}),
+        },
     )
     def post(self, request: Request, order_id: int, kind: str) -> Response:
         """Attach a photo at the door (`photo`) or the customer's signature (`signature`) to your
