@@ -109,3 +109,22 @@ def test_dead_links_say_so(phone, server):
     Order.objects.filter(pk=old.pk).update(status=Order.Status.DELIVERED, delivered_at=timezone.now() - timedelta(hours=25))
     response = phone.goto(server + old_path)
     assert response.status == 410 and "This delivery has ended" in phone.inner_text("main")
+
+
+def test_what_a_shop_sends_reaches_the_page_as_text_through_the_script_too(phone, server):
+    """The script re-renders shop, code and steps from the state (textContent only), and its
+    map tooltips are fixed words built as text: hostile shop data runs nothing."""
+    ZoneFactory()
+    hostile = "<img src=x onerror=\"document.title='owned'\">"
+    result = webhook_receive(channel=ShopChannelFactory(token="evil", name=hostile), payload=ready_event(code=hostile[:60], lat=52.523, lon=13.405))
+    order = Order.objects.get(pk=result.order_id)
+    driver = DriverFactory(name=hostile, capacity=2)
+    order_usecases.order_assign_manually(order_id=order.pk, driver_id=driver.pk, actor=Actor.system("test"))
+    order_usecases.order_pick_up(order_id=order.pk, driver=driver)
+    Driver.objects.filter(pk=driver.pk).update(last_lat=52.51, last_lon=13.39, last_position_at=order.received_at)
+    phone.goto(server + "/t/" + result.tracking_url.rstrip("/").rsplit("/", 1)[1] + "/")
+    phone.wait_for_selector("#track[data-status=picked_up]", state="attached", timeout=5000)
+    driver_usecases.driver_position_report(driver_id=driver.pk, lat=52.512, lon=13.392)
+    phone.wait_for_selector("#track[data-driver-shown=yes]", state="attached", timeout=5000)
+    assert phone.locator("#track img").count() == 0 and phone.title() != "owned"
+    assert hostile in phone.inner_text("header") and phone.inner_text("[data-field=driver-name]").startswith("<img")
